@@ -17,7 +17,6 @@ finite-difference schemes conserve exactly.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -234,7 +233,3 @@ class TimeGrid:
     def __repr__(self):
         return f"TimeGrid(T={self.T}, nt={self.nt})"
 
-
-def as_sequence(x) -> Sequence:
-    """``x`` as a tuple (a scalar becomes a 1-tuple)."""
-    return (x,) if np.isscalar(x) else tuple(x)
