@@ -53,6 +53,7 @@ import time
 from collections.abc import Callable
 
 import numpy as np
+import scipy.linalg as sla
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
@@ -60,7 +61,7 @@ from ..errors import ConvergenceError
 from ..grid import Grid, TimeGrid
 from ..results import Solution
 
-__all__ = ["dirac_density", "generator_matrix", "solve_planning"]
+__all__ = ["dirac_density", "generator_matrix", "solve_mean_field_planning", "solve_planning"]
 
 
 def dirac_density(grid: Grid, point) -> np.ndarray:
@@ -151,6 +152,29 @@ def _gradient(field: np.ndarray, grid: Grid) -> np.ndarray:
     return np.stack(out)
 
 
+class _TridiagonalSolver:
+    """Solves with ``B + diag(d)`` and its transpose, ``B`` tridiagonal (1-D walls), O(N)."""
+
+    def __init__(self, banded: np.ndarray, banded_T: np.ndarray, diagonal: np.ndarray):
+        self.ab = banded.copy()
+        self.ab[1] += diagonal
+        self.abT = banded_T.copy()
+        self.abT[1] += diagonal
+
+    @staticmethod
+    def banded(A: sp.spmatrix) -> np.ndarray:
+        A = sp.dia_matrix(A)
+        ab = np.zeros((3, A.shape[0]))
+        ab[0, 1:] = A.diagonal(1)
+        ab[1] = A.diagonal(0)
+        ab[2, :-1] = A.diagonal(-1)
+        return ab
+
+    def solve(self, rhs, trans="N"):
+        ab = self.abT if trans == "T" else self.ab
+        return sla.solve_banded((1, 1), ab, rhs, check_finite=False)
+
+
 def _sample(values, grid: Grid, name: str) -> np.ndarray:
     if callable(values):
         arr = grid.evaluate(values, name)
@@ -227,6 +251,9 @@ def solve_planning(
     # Factorise A_n once per step (once overall when V and b do not depend on t).
     factors = []
     cache_key = None
+    L, L_key = None, None
+    eye = sp.identity(N, format="csc")
+    tridiagonal = grid.dim == 1 and not grid.periodic[0]
     for n in range(nt):
         tm = tgrid.t[n] + 0.5 * dt
         V = np.zeros(N) if potential is None else np.broadcast_to(
@@ -244,13 +271,20 @@ def solve_planning(
                 f"potential is too negative (min {np.min(V):.3g}) for dt={dt:.3g}: A_n would not be "
                 "an M-matrix; refine the time grid or shift V by a constant"
             )
-        key = (V.tobytes(), None if b is None else b.tobytes())
+        b_key = None if b is None else b.tobytes()
+        key = (V.tobytes(), b_key)
         if key == cache_key:
             factors.append(factors[-1])
             continue
-        L = generator_matrix(grid, viscosity, b)
-        A = (sp.identity(N, format="csc") - dt * (L - sp.diags(V / (2 * viscosity)))).tocsc()
-        factors.append(spla.splu(A))
+        if L is None or b_key != L_key:
+            L, L_key = generator_matrix(grid, viscosity, b), b_key
+            if tridiagonal:
+                base = eye - dt * L
+                bands = (_TridiagonalSolver.banded(base), _TridiagonalSolver.banded(base.T))
+        if tridiagonal:
+            factors.append(_TridiagonalSolver(*bands, dt * V / (2 * viscosity)))
+        else:
+            factors.append(spla.splu((eye - dt * L + sp.diags(dt * V / (2 * viscosity))).tocsc()))
         cache_key = key
 
     phi = np.ones((nt + 1, N))
@@ -326,3 +360,85 @@ def solve_planning(
         if raise_on_failure:
             raise ConvergenceError(msg, solution=sol, history=history)
     return sol
+
+
+def solve_mean_field_planning(
+    grid: Grid,
+    nt: int,
+    m0,
+    mT,
+    stiffness: Callable[[float], float],
+    *,
+    T: float = 1.0,
+    viscosity: float = 0.5,
+    drift: Callable | None = None,
+    guidance=None,
+    relaxation: float = 0.5,
+    tol: float = 1e-9,
+    max_iter: int = 200,
+    raise_on_failure: bool = True,
+    name: str = "mean-field planning",
+) -> Solution:
+    """Planning with the quadratic mean-field interaction of MF-PID, solved on the grid.
+
+    Each agent pays :math:`(\\beta_t/2)\\,|x - \\nu_t|^2` with the guidance :math:`\\nu_t` equal to the
+    population mean :math:`\\mathbb E_{m_t}[x]` (the trace term of :math:`U\\star m` does not
+    depend on :math:`x` and is dropped). For a given guidance the problem is the linear
+    Schrödinger system of :func:`solve_planning`; the self-consistency is found by the damped
+    fixed point :math:`\\nu \\leftarrow (1-\\theta)\\nu + \\theta\\,\\mathbb E_{m[\\nu]}[x]` on the
+    step mid-points, stopped when :math:`\\max|\\Delta\\nu| <` ``tol``.
+
+    ``stiffness(t)`` gives :math:`\\beta_t \\ge 0`; ``guidance`` is the starting guess, shape
+    ``(nt, dim)`` at the step mid-points (default: the mean of ``m0`` everywhere). The Solution
+    carries variables ``guidance`` (dims ``t_mid, component``) and ``mean`` (dims
+    ``t, component``), and ``residual_history`` holds :math:`\\max|\\Delta\\nu|` per iteration.
+    """
+    if not 0 < relaxation <= 1:
+        raise ValueError(f"relaxation={relaxation!r} must lie in (0, 1]")
+    tgrid = TimeGrid(T, nt)
+    t_mid = tgrid.t[:-1] + 0.5 * tgrid.dt
+    beta = np.array([float(stiffness(t)) for t in t_mid])
+    if not np.all(np.isfinite(beta)) or np.any(beta < 0):
+        raise ValueError("stiffness(t) must be finite and >= 0 on [0, T]")
+    coords = grid.coordinates()
+    m0_arr = _sample(m0, grid, "m0")
+    if guidance is None:
+        start = np.array([grid.integrate(c * m0_arr) for c in coords])
+        nu_path = np.tile(start, (nt, 1))
+    else:
+        nu_path = np.array(guidance, dtype=float).reshape(nt, grid.dim)
+    step_of = {float(t): n for n, t in enumerate(t_mid)}
+
+    def potential(t, *x):
+        n = step_of[float(t)]
+        return 0.5 * beta[n] * sum((xk - nu_path[n, k]) ** 2 for k, xk in enumerate(x))
+
+    history = []
+    converged = False
+    sol = None
+    for _ in range(max_iter):
+        sol = solve_planning(grid, nt, m0_arr, mT, T=T, viscosity=viscosity,
+                             potential=potential, drift=drift, name=name)
+        means = np.stack([grid.integrate(sol.m * c) for c in coords], axis=-1)  # (nt+1, dim)
+        target = 0.5 * (means[1:] + means[:-1])
+        change = float(np.max(np.abs(target - nu_path)))
+        history.append(change)
+        if not np.isfinite(change):
+            raise FloatingPointError("the guidance iteration produced a non-finite mean")
+        nu_path = (1 - relaxation) * nu_path + relaxation * target
+        if change < tol:
+            converged = True
+            break
+    ds = sol.dataset
+    ds["guidance"] = (("t_mid", "component"), nu_path)
+    ds = ds.assign_coords(t_mid=t_mid)
+    ds["mean"] = (("t", "component"), means)
+    ds["residual_history"] = (("iteration",), np.asarray(history))
+    ds.attrs.update(solver="guidance fixed point + fortet-ipf", iterations=len(history),
+                    converged=int(converged), relaxation=relaxation)
+    out = Solution(ds)
+    if not converged and raise_on_failure:
+        raise ConvergenceError(
+            f"mean-field planning: guidance change {history[-1]:.3g} > tol={tol} after "
+            f"{max_iter} iterations", solution=out, history=history)
+    return out

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from mfg_solvers.errors import ConvergenceError
-from mfg_solvers.fd.planning import dirac_density, solve_planning
+from mfg_solvers.fd.planning import dirac_density, solve_mean_field_planning, solve_planning
 from mfg_solvers.grid import Grid
 
 BETA, GUIDE, M_TAR, V_TAR = 4.0, 0.7, 1.2, 0.09
@@ -153,3 +153,59 @@ def test_bad_input():
         solve_planning(grid, 10, lambda x: np.exp(-x**2), lambda x: np.exp(-(x - 0.5) ** 2),
                        viscosity=0.01, max_iter=2, tol=1e-14)
     assert info.value.solution is not None and not info.value.solution.converged
+
+
+def _geometric_stiffness(t):
+    """MF-PID demand-response protocol: beta_i = 12 * 0.65**i on 8 equal intervals (mfpid.md §13)."""
+    return 12.0 * 0.65 ** min(int(t * 8), 7)
+
+
+def test_mean_field_guidance_on_the_grid_is_the_straight_line():
+    """Linear-guidance theorem (mfpid.md §9): the self-consistent mean path is a straight line.
+
+    On the grid the deviation is a discretisation error: it must fall at first order.
+    """
+    target = lambda x: (0.6 * np.exp(-(x**2) / 0.08) / 0.2  # noqa: E731
+                        + 0.4 * np.exp(-((x - 1.5) ** 2) / 0.18) / 0.3)
+    devs = []
+    for n in (81, 161):
+        grid = Grid((-3.0, 5.0), n, "neumann")
+        nt = (n - 1) // 2
+        sol = solve_mean_field_planning(grid, nt, dirac_density(grid, 2.0), target,
+                                        _geometric_stiffness, relaxation=1.0, tol=1e-10)
+        assert sol.converged
+        mean = sol.dataset["mean"].values[:, 0]
+        line = 2.0 + (0.6 - 2.0) * sol.t
+        np.testing.assert_allclose(mean[[0, -1]], [2.0, 0.6], atol=1e-12)
+        devs.append(np.abs(mean - line).max())
+    assert devs[1] < 0.55 * devs[0] and devs[1] < 0.01
+
+
+def test_lqg_on_the_grid_matches_closed_form():
+    """LQG benchmark (mfpid.md §10.1): OU agents, Dirac start, Gaussian target, MF guidance."""
+    kappa, q, m_tar, s_tar = 0.6, 12.0, 2.0, 0.5
+    D = np.sqrt(kappa**2 + q)
+    e = np.exp(-2 * D)
+    rho = (2 * D * s_tar**2 + e - 1) / (2 * D * s_tar**2 * e + e - 1)
+
+    def variance(t):
+        return (1 - rho * np.exp(2 * D * (t - 1))) * (1 - np.exp(-2 * D * t)) / (2 * D * (1 - rho * e))
+
+    errors = []
+    for n in (81, 161):
+        grid = Grid((-3.0, 5.0), n, "neumann")
+        nt = (n - 1) // 2
+        sol = solve_mean_field_planning(
+            grid, nt, dirac_density(grid, 0.0), lambda x: np.exp(-((x - m_tar) ** 2) / (2 * s_tar**2)),
+            lambda t: q, drift=lambda t, x: (-kappa * x,), relaxation=1.0, tol=1e-10,
+        )
+        x = grid.axes[0]
+        err = 0.0
+        for t in (0.25, 0.5, 0.75):
+            k = round(t * nt)
+            mu = grid.integrate(x * sol.m[k])
+            var = grid.integrate((x - mu) ** 2 * sol.m[k])
+            err = max(err, abs(mu - m_tar * np.sinh(kappa * t) / np.sinh(kappa)),
+                      abs(var - variance(t)))
+        errors.append(err)
+    assert errors[1] < 0.6 * errors[0] and errors[1] < 0.02
