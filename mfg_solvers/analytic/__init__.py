@@ -1,0 +1,41 @@
+"""Closed-form ground truth for mean-field games.
+
+Submodules
+----------
+:mod:`mfg_solvers.analytic.lq`
+    Linear-quadratic MFGs: the finite-horizon LQ game with mean coupling (Riccati equation,
+    mean/co-state two-point problem, covariance), the ergodic LQ game, the stationary Gaussian
+    solution with logarithmic coupling and the harmonic ground state of the Hopf--Cole
+    (Schrodinger) reduction.
+
+Nothing is imported eagerly: the names below are resolved from their submodule on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+# public name -> submodule that defines it
+_EXPORTS = {
+    "LQFiniteHorizon": "lq",
+    "lq_finite_horizon": "lq",
+    "StationaryGaussian": "lq",
+    "ergodic_lq": "lq",
+    "ergodic_log_gaussian": "lq",
+    "harmonic_ground_state": "lq",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        module = importlib.import_module(f".{_EXPORTS[name]}", __name__)
+        value = getattr(module, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'mfg_solvers.analytic' has no attribute {name!r}")
+
+
+def __dir__():
+    return __all__

@@ -1,0 +1,225 @@
+"""Linear algebra of the finite-difference discretisation.
+
+* :class:`StepMatrices` -- the per-time-step stencil matrices ``C_n`` of a space-time operator,
+  factorised once (tridiagonal elimination in numba in 1-D, SuperLU in 2-D/3-D) and reused for
+  the *backward sweep* (block upper-bidiagonal HJB Jacobian ``L``: ``C_n x_n - x_{n+1}/dt = r_n``)
+  and the *forward sweep* (block lower-bidiagonal FP Jacobian ``K``: ``C_n^T x_n - x_{n-1}/dt = r_n``).
+* :func:`gmres` -- restarted GMRES (modified Gram-Schmidt, Givens rotations) for a matrix-free
+  operator, stopping on the true (unpreconditioned) residual.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse.linalg as spla
+from numba import njit
+
+from . import kernels as K
+from .stencil import Stencil
+
+#: SuperLU column ordering for the per-step (2d+1)-point matrices.
+STEP_ORDERING = "MMD_AT_PLUS_A"
+
+
+class StepMatrices:
+    """Per-time-step stencil matrices ``C_n`` (coefficients ``coef`` of shape (nb, N, 2d+1)).
+
+    In 1-D nothing is factorised ahead: the numba sweeps eliminate the tridiagonal blocks as they
+    go (O(N) each). In 2-D/3-D each block is factorised by SuperLU on first use and kept.
+    """
+
+    def __init__(self, stencil: Stencil, coef: np.ndarray, periodic_1d: bool | None = None):
+        self.stencil = stencil
+        self.coef = np.ascontiguousarray(coef)
+        self.nb = coef.shape[0]
+        self.one_d = stencil.dim == 1
+        self.periodic = bool(stencil.grid.periodic[0]) if self.one_d else False
+        self._lu: list = [None] * self.nb
+        self._fac: dict = {}
+
+    def _factors_1d(self, transpose: bool):
+        key = bool(transpose)
+        if key not in self._fac:
+            N = self.coef.shape[1]
+            fac = np.empty((self.nb, 4, N))
+            scal = np.empty((self.nb, 3))
+            K.factor_1d(self.coef, self.periodic, key, fac, scal)
+            self._fac[key] = (fac, scal)
+        return self._fac[key]
+
+    def lu(self, n: int):
+        if self._lu[n] is None:
+            self._lu[n] = spla.splu(
+                self.stencil.csc(self.coef[n]), permc_spec=STEP_ORDERING
+            )
+        return self._lu[n]
+
+    def factorise_all(self):
+        if not self.one_d:
+            for n in range(self.nb):
+                self.lu(n)
+
+    def solve(self, n: int, rhs: np.ndarray, transpose: bool = False) -> np.ndarray:
+        """``C_n^{-1} rhs`` (or ``C_n^{-T} rhs``)."""
+        rhs = np.ascontiguousarray(rhs, dtype=float)
+        if self.one_d:
+            x = np.empty_like(rhs)
+            K.solve_stencil_1d(self.coef[n], self.periodic, transpose, rhs, x)
+            return x
+        return self.lu(n).solve(rhs, trans="T" if transpose else "N")
+
+    def backward(self, rhs: np.ndarray, inv_dt: float, terminal: bool) -> np.ndarray:
+        """Solve ``C_n x_n - x_{n+1} inv_dt = rhs_n`` backward (``x_nb = rhs_nb`` if ``terminal``)."""
+        rhs = np.ascontiguousarray(rhs, dtype=float)
+        out = np.empty_like(rhs)
+        if self.one_d:
+            fac, scal = self._factors_1d(False)
+            K.factored_sweep_1d(fac, scal, self.periodic, inv_dt, rhs, True, terminal, out)
+            return out
+        nb = self.nb
+        if terminal:
+            out[nb] = rhs[nb]
+        for n in range(nb - 1, -1, -1):
+            r = rhs[n] + out[n + 1] * inv_dt if (n + 1 < nb or terminal) else rhs[n]
+            out[n] = self.lu(n).solve(r)
+        return out
+
+    def forward(self, rhs: np.ndarray, inv_dt: float) -> np.ndarray:
+        """Solve ``C_n^T x_n - x_{n-1} inv_dt = rhs_n`` forward."""
+        rhs = np.ascontiguousarray(rhs, dtype=float)
+        out = np.empty_like(rhs)
+        if self.one_d:
+            fac, scal = self._factors_1d(True)
+            K.factored_sweep_1d(fac, scal, self.periodic, inv_dt, rhs, False, False, out)
+            return out
+        for n in range(self.nb):
+            r = rhs[n] + out[n - 1] * inv_dt if n > 0 else rhs[n]
+            out[n] = self.lu(n).solve(r, trans="T")
+        return out
+
+
+@njit(cache=True)
+def _norm(x):
+    acc = 0.0
+    for i in range(x.shape[0]):
+        acc += x[i] * x[i]
+    return np.sqrt(acc)
+
+
+@njit(cache=True)
+def _arnoldi_orthogonalise(V, k, w, hcol):
+    """Two passes of modified Gram-Schmidt of ``w`` against ``V[0..k]``; returns ``||w||``.
+
+    Plain loops instead of BLAS: level-1 BLAS calls are dominated by thread start-up on a
+    loaded machine.
+    """
+    n = w.shape[0]
+    for j in range(k + 1):
+        hcol[j] = 0.0
+    for _ in range(2):
+        for j in range(k + 1):
+            c = 0.0
+            for i in range(n):
+                c += V[j, i] * w[i]
+            for i in range(n):
+                w[i] -= c * V[j, i]
+            hcol[j] += c
+    return _norm(w)
+
+
+@njit(cache=True)
+def _scaled_copy(src, alpha, dst):
+    for i in range(src.shape[0]):
+        dst[i] = alpha * src[i]
+
+
+@njit(cache=True)
+def _combine(V, y, x):
+    """``x += V[:len(y)].T @ y``."""
+    n = x.shape[0]
+    for j in range(y.shape[0]):
+        yj = y[j]
+        for i in range(n):
+            x[i] += yj * V[j, i]
+
+
+class GMRESInfo:
+    """Outcome of :func:`gmres`: ``iterations``, ``residual`` (2-norm), ``converged``."""
+
+    __slots__ = ("iterations", "residual", "converged", "target")
+
+    def __init__(self, iterations, residual, converged, target):
+        self.iterations = iterations
+        self.residual = residual
+        self.converged = converged
+        self.target = target
+
+    def __repr__(self):
+        return (
+            f"GMRESInfo(iterations={self.iterations}, residual={self.residual:.3e}, "
+            f"target={self.target:.3e}, converged={self.converged})"
+        )
+
+
+def gmres(apply, b, *, rtol=1e-12, atol=0.0, restart=100, maxiter=1000, x0=None):
+    """Restarted GMRES for ``apply(x) = b`` (vectors are flat float arrays).
+
+    Arnoldi with two-pass modified Gram-Schmidt and Givens rotations. Stops when
+    ``||b - A x||_2 <= max(rtol ||b||_2, atol)``; the final residual is recomputed explicitly.
+    Returns ``(x, GMRESInfo)``.
+    """
+    b = np.ascontiguousarray(b, dtype=float).ravel()
+    n = b.size
+    bnorm = _norm(b)
+    target = max(rtol * bnorm, atol)
+    x = np.zeros(n) if x0 is None else np.array(x0, dtype=float).ravel()
+    if bnorm == 0.0 and x0 is None:
+        return x, GMRESInfo(0, 0.0, True, target)
+    total = 0
+    r = b - apply(x) if x0 is not None else b.copy()
+    beta = _norm(r)
+    V = None
+    while True:
+        if beta <= target:
+            return x, GMRESInfo(total, beta, True, target)
+        if total >= maxiter:
+            return x, GMRESInfo(total, beta, False, target)
+        m = min(restart, maxiter - total)
+        if V is None or V.shape[0] < m + 1:
+            V = np.empty((m + 1, n))
+        H = np.zeros((m + 1, m))
+        cs = np.zeros(m)
+        sn = np.zeros(m)
+        g = np.zeros(m + 1)
+        g[0] = beta
+        _scaled_copy(r, 1.0 / beta, V[0])
+        k_used = 0
+        hcol = np.zeros(m + 1)
+        for k in range(m):
+            w = np.ascontiguousarray(apply(V[k]), dtype=float)
+            hn = _arnoldi_orthogonalise(V, k, w, hcol)
+            H[: k + 1, k] = hcol[: k + 1]
+            H[k + 1, k] = hn
+            if hn > 0:
+                _scaled_copy(w, 1.0 / hn, V[k + 1])
+            for j in range(k):
+                t = cs[j] * H[j, k] + sn[j] * H[j + 1, k]
+                H[j + 1, k] = -sn[j] * H[j, k] + cs[j] * H[j + 1, k]
+                H[j, k] = t
+            den = float(np.hypot(H[k, k], H[k + 1, k]))
+            cs[k] = H[k, k] / den if den > 0 else 1.0
+            sn[k] = H[k + 1, k] / den if den > 0 else 0.0
+            H[k, k] = den
+            H[k + 1, k] = 0.0
+            g[k + 1] = -sn[k] * g[k]
+            g[k] = cs[k] * g[k]
+            total += 1
+            k_used = k + 1
+            if abs(g[k + 1]) <= 0.5 * target or den == 0.0:
+                break
+        y = np.zeros(k_used)
+        for i in range(k_used - 1, -1, -1):  # back substitution (tiny, no LAPACK)
+            y[i] = (g[i] - float(np.dot(H[i, i + 1 : k_used], y[i + 1 : k_used]))) / H[i, i]
+        _combine(V, y, x)
+        r = b - apply(x)
+        beta = _norm(r)

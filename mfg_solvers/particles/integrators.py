@@ -1,0 +1,739 @@
+"""Time stepping of interacting particle systems (McKean--Vlasov SDEs).
+
+Each particle :math:`i = 1..N` follows
+
+.. math::
+
+    dX^i_t = \\Big[A(t)X^i_t + c(t) + B\\,\\bar S_t + b(t, X^i_t)
+             - \\frac1N\\sum_j \\nabla W(X^i_t - X^j_t)\\Big]dt + \\sigma(t, X^i_t)\\,dW^i_t,
+    \\qquad \\bar S_t = \\frac1N\\sum_j X^j_t,
+
+with the affine part from :class:`~.drifts.AffineDrift` and the moment interactions
+(:class:`~.interactions.QuadraticInteraction`, :class:`~.interactions.MeanFieldAffine`), the
+array drifts :math:`b` of :mod:`.drifts`, and pairwise kernels from :mod:`.interactions`. The box
+(:class:`~.boundaries.Box`) wraps, reflects or absorbs at its walls.
+
+Schemes (:math:`\\Delta t = T / n_\\text{steps}`, :math:`z \\sim \\mathcal N(0, I)` from the
+counter-based streams of :mod:`.rng`):
+
+* ``"euler"`` -- Euler--Maruyama :math:`X_{n+1} = X_n + b_n\\Delta t + \\sigma_n\\sqrt{\\Delta t}\\,z`;
+  weak order 1, strong order 1/2 (1 for additive noise).
+* ``"milstein"`` -- adds :math:`\\tfrac12\\sigma_k\\partial_k\\sigma_k(\\Delta W_k^2 - \\Delta t)` for a
+  :class:`~.drifts.StateDiffusion` (diagonal, commutative noise): strong order 1. With constant
+  noise it coincides with Euler--Maruyama.
+* ``"exact"`` -- for a linear system (constant affine drift, moment interactions, constant noise,
+  free space) the exact transition of the :math:`N`-particle system: with
+  :math:`A_\\mathrm{dev} = A` (deviations from the empirical mean) and
+  :math:`A_\\mathrm{mean} = A + B` (the empirical mean),
+
+  .. math::
+
+      X^i_{n+1} = e^{A_\\mathrm{dev}\\Delta t}(X^i_n - \\bar X_n) + e^{A_\\mathrm{mean}\\Delta t}\\bar X_n
+      + \\int_0^{\\Delta t}\\! e^{A_\\mathrm{mean}s}ds\\,c + L_\\mathrm{dev}(z_i - \\bar z)
+      + L_\\mathrm{mean}\\bar z,
+
+  :math:`L L^\\top = \\int_0^{\\Delta t} e^{As}\\sigma\\sigma^\\top e^{A^\\top s}ds` (Van Loan). It is exact
+  in law for any :math:`\\Delta t` (the OU process when :math:`B = 0`).
+
+Work is split into fixed blocks of :data:`BLOCK` particles (parallel ``prange`` over blocks);
+block partial sums of positions feed the moment interactions of the next step and are added in
+block order, so that a run is bit-identical for any thread count and any MPI rank layout.
+
+Validation happens before the first step: array shapes, NaN positions, ``dt <= 0``, a drift or a
+diffusion that is not finite (or has the wrong shape) on the initial cloud raise ValueError or
+TypeError. A non-finite position during the run raises :class:`~mfg_solvers.errors.NaNError`.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.linalg
+from numba import njit, prange
+
+from ..errors import NaNError
+from ..grid import Grid
+from .boundaries import PERIODIC, Box, bridge_survival, fold, wrap
+from .density import _check_positions, deposit
+from .drifts import (
+    ArrayDrift,
+    StateDiffusion,
+    as_drift_list,
+    noise_matrix,
+)
+from .interactions import Interaction, PairwiseInteraction
+from ._threads import threads_for
+from .mpi import local_layout, reduce_blocks
+from .rng import (
+    EXIT_SLOT,
+    StreamKeys,
+    check_seed,
+    mix64,
+    normal_from_bits,
+    particle_key,
+    psd_factor,
+    uniform_from_bits,
+)
+
+#: Particles per parallel work block (fixed: results do not depend on the thread count).
+BLOCK = 1024
+SCHEMES = ("euler", "milstein", "exact")
+
+
+# ---------------------------------------------------------------------------------------------
+# kernels
+# ---------------------------------------------------------------------------------------------
+@njit(cache=True, parallel=True)
+def _sde_step_kernel(X, alive, exit_time, Barr, A, c, Ls, S, dS, milstein, dt, sqdt, t_next,
+                     key_a, hashes, offset, codes, lo, hi, var_axis, bridge, sums, counts, bad):
+    """One Euler--Maruyama / Milstein step of the live particles, in place.
+
+    ``Ls = L * sqrt(dt)`` for constant noise; ``S``/``dS`` (``(N, d)`` or empty) for a
+    state-dependent diagonal diffusion. Writes block sums of the new positions (live particles),
+    block counts of live particles and block counts of non-finite updates.
+    """
+    N, d = X.shape
+    nb = sums.shape[0]
+    has_arr = Barr.shape[0] == N
+    state = S.shape[0] == N
+    has_abs = False
+    for k in range(d):
+        if codes[k] == 3:
+            has_abs = True
+    for b in prange(nb):
+        xo = np.zeros(3)
+        xn = np.zeros(3)
+        z = np.zeros(3)
+        s = np.zeros(3)
+        cnt = 0
+        nbad = 0
+        for i in range(b * BLOCK, min(N, (b + 1) * BLOCK)):
+            if alive[i] == 0:
+                continue
+            key = particle_key(key_a, np.uint64(offset + i))
+            for j in range(d):
+                z[j] = normal_from_bits(mix64(key + hashes[j]))
+            for k in range(d):
+                xo[k] = X[i, k]
+            ok = True
+            for k in range(d):
+                bk = c[k]
+                for l in range(d):
+                    bk += A[k, l] * xo[l]
+                if has_arr:
+                    bk += Barr[i, k]
+                if state:
+                    sk = S[i, k]
+                    dw = sqdt * z[k]
+                    inc = bk * dt + sk * dw
+                    if milstein:
+                        inc += 0.5 * sk * dS[i, k] * (dw * dw - dt)
+                else:
+                    inc = bk * dt
+                    for l in range(d):
+                        inc += Ls[k, l] * z[l]
+                xn[k] = xo[k] + inc
+                if not math.isfinite(xn[k]):
+                    ok = False
+            if not ok:
+                nbad += 1
+                continue
+            dead = False
+            for k in range(d):
+                code = codes[k]
+                if code == 1:
+                    xn[k] = wrap(xn[k], lo[k], hi[k])
+                elif code == 2:
+                    xn[k] = fold(xn[k], lo[k], hi[k])
+                elif code == 3:
+                    if xn[k] < lo[k] or xn[k] > hi[k]:
+                        dead = True
+                        xn[k] = min(max(xn[k], lo[k]), hi[k])
+            if has_abs and bridge and not dead:
+                surv = 1.0
+                for k in range(d):
+                    if codes[k] == 3:
+                        v = S[i, k] * S[i, k] if state else var_axis[k]
+                        surv *= bridge_survival(xo[k], xn[k], lo[k], hi[k], v * dt)
+                if surv < 1.0:
+                    u = uniform_from_bits(mix64(key + hashes[EXIT_SLOT]))
+                    if u >= surv:
+                        dead = True
+            for k in range(d):
+                X[i, k] = xn[k]
+            if dead:
+                alive[i] = 0
+                exit_time[i] = t_next
+                continue
+            cnt += 1
+            for k in range(d):
+                s[k] += xn[k]
+        for k in range(d):
+            sums[b, k] = s[k]
+        counts[b] = cnt
+        bad[b] = nbad
+
+
+@njit(cache=True, parallel=True)
+def _noise_sum_kernel(N, d, key_a, hashes, offset, sums):
+    """Block sums of the step's standard normals (for the exact linear step)."""
+    nb = sums.shape[0]
+    for b in prange(nb):
+        s = np.zeros(3)
+        for i in range(b * BLOCK, min(N, (b + 1) * BLOCK)):
+            key = particle_key(key_a, np.uint64(offset + i))
+            for j in range(d):
+                s[j] += normal_from_bits(mix64(key + hashes[j]))
+        for k in range(d):
+            sums[b, k] = s[k]
+
+
+@njit(cache=True, parallel=True)
+def _linear_step_kernel(X, E, L, shift, key_a, hashes, offset, sums, counts, bad):
+    """``X_i <- E X_i + L z_i + shift`` (exact linear step), with block sums of the result."""
+    N, d = X.shape
+    nb = sums.shape[0]
+    for b in prange(nb):
+        xo = np.zeros(3)
+        z = np.zeros(3)
+        s = np.zeros(3)
+        nbad = 0
+        for i in range(b * BLOCK, min(N, (b + 1) * BLOCK)):
+            key = particle_key(key_a, np.uint64(offset + i))
+            for j in range(d):
+                z[j] = normal_from_bits(mix64(key + hashes[j]))
+            for k in range(d):
+                xo[k] = X[i, k]
+            for k in range(d):
+                v = shift[k]
+                for l in range(d):
+                    v += E[k, l] * xo[l] + L[k, l] * z[l]
+                if not math.isfinite(v):
+                    nbad += 1
+                    v = xo[k]
+                X[i, k] = v
+                s[k] += v
+        for k in range(d):
+            sums[b, k] = s[k]
+        counts[b] = min(N, (b + 1) * BLOCK) - b * BLOCK
+        bad[b] = nbad
+
+
+@njit(cache=True, parallel=True)
+def _sum_kernel(X, alive, sums, counts):
+    N, d = X.shape
+    nb = sums.shape[0]
+    for b in prange(nb):
+        s = np.zeros(3)
+        cnt = 0
+        for i in range(b * BLOCK, min(N, (b + 1) * BLOCK)):
+            if alive[i] == 0:
+                continue
+            cnt += 1
+            for k in range(d):
+                s[k] += X[i, k]
+        for k in range(d):
+            sums[b, k] = s[k]
+        counts[b] = cnt
+
+
+@njit(cache=True, parallel=True)
+def _centred_kernel(X, alive, mean, out):
+    """Block sums of :math:`(x - \\bar x)(x - \\bar x)^\\top` (flattened ``d*d``)."""
+    N, d = X.shape
+    nb = out.shape[0]
+    for b in prange(nb):
+        s = np.zeros(9)
+        for i in range(b * BLOCK, min(N, (b + 1) * BLOCK)):
+            if alive[i] == 0:
+                continue
+            for k in range(d):
+                dk = X[i, k] - mean[k]
+                for l in range(d):
+                    s[k * d + l] += dk * (X[i, l] - mean[l])
+        for q in range(d * d):
+            out[b, q] = s[q]
+
+
+def _nblocks(n):
+    return max(1, -(-int(n) // BLOCK))
+
+
+def cloud_moments(X, alive=None, comm=None):
+    """``(mean, cov, n_alive)`` of the live particles (covariance with :math:`1/n`), deterministic
+    and summed over the ranks of ``comm`` in global block order."""
+    X = _check_positions(X)
+    n, d = X.shape
+    al = np.ones(n, dtype=np.uint8) if alive is None else np.ascontiguousarray(alive, np.uint8)
+    nb = _nblocks(n)
+    sums = np.zeros((nb, d))
+    counts = np.zeros(nb, dtype=np.int64)
+    with threads_for(n):
+        _sum_kernel(X, al, sums, counts)
+    S, M = reduce_blocks(comm, sums, counts)
+    if M == 0:
+        return np.full(d, np.nan), np.full((d, d), np.nan), 0
+    mean = S / M
+    out = np.zeros((nb, d * d))
+    with threads_for(n):
+        _centred_kernel(X, al, mean, out)
+    C, _ = reduce_blocks(comm, out, counts)
+    return mean, C.reshape(d, d) / M, M
+
+
+# ---------------------------------------------------------------------------------------------
+# linear algebra for the exact step
+# ---------------------------------------------------------------------------------------------
+def ou_transition(A: np.ndarray, c: np.ndarray, LLt: np.ndarray, dt: float):
+    """``(E, f, Q)`` of :math:`dX = (AX + c)dt + L\\,dW` over ``dt``: :math:`X' = EX + f + \\xi`,
+    :math:`\\xi\\sim\\mathcal N(0, Q)` (Van Loan's block exponentials)."""
+    d = A.shape[0]
+    E = scipy.linalg.expm(A * dt)
+    blk = np.zeros((2 * d, 2 * d))
+    blk[:d, :d] = A
+    blk[:d, d:] = np.eye(d)
+    phi = scipy.linalg.expm(blk * dt)[:d, d:]
+    blk = np.zeros((2 * d, 2 * d))
+    blk[:d, :d] = -A
+    blk[:d, d:] = LLt
+    blk[d:, d:] = A.T
+    F = scipy.linalg.expm(blk * dt)
+    Q = F[d:, d:].T @ F[:d, d:]
+    Q = 0.5 * (Q + Q.T)
+    return E, phi @ c, Q
+
+
+# ---------------------------------------------------------------------------------------------
+# result
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class ParticleRun:
+    """Result of :func:`simulate` (this rank's particles; statistics are global).
+
+    Attributes
+    ----------
+    X : (n, d) array
+        Final positions (dead particles stay where they exited).
+    alive : (n,) bool array
+    exit_time : (n,) array
+        Exit time of dead particles, NaN for the living.
+    t, mean, cov, mass
+        Recorded times, mean and covariance (:math:`1/n` normalisation) of the live particles, and
+        the live fraction, at steps ``0, record_every, ...`` and the last step.
+    """
+
+    X: np.ndarray
+    alive: np.ndarray
+    exit_time: np.ndarray
+    t: np.ndarray
+    mean: np.ndarray
+    cov: np.ndarray
+    mass: np.ndarray
+    dt: float
+    n_steps: int
+    steps_done: int
+    scheme: str
+    seed: int
+    offset: int
+    n_total: int
+    interrupted: bool = False
+    timings: dict = field(default_factory=dict)
+
+    @property
+    def t_final(self) -> float:
+        return float(self.t[-1])
+
+    @property
+    def particle_steps_per_second(self) -> float:
+        el = self.timings.get("steps", 0.0)
+        return self.n_total * self.steps_done / el if el > 0 else float("nan")
+
+    def deposit(self, grid: Grid, method="cic", normalise=True, comm=None) -> np.ndarray:
+        """Density of the live particles on ``grid`` (see :func:`.density.deposit`)."""
+        return deposit(self.X, grid, method=method, alive=self.alive, normalise=normalise,
+                       n_total=self.n_total, comm=comm)
+
+    def summary(self) -> dict:
+        """Named scalars (JSON-ready)."""
+        return {
+            "n_particles": int(self.n_total),
+            "dim": int(self.X.shape[1]),
+            "scheme": self.scheme,
+            "dt": float(self.dt),
+            "n_steps": int(self.n_steps),
+            "steps_done": int(self.steps_done),
+            "t_final": self.t_final,
+            "mean": [float(v) for v in self.mean[-1]],
+            "cov": [[float(v) for v in row] for row in self.cov[-1]],
+            "mass": float(self.mass[-1]),
+            "interrupted": bool(self.interrupted),
+            "time_steps_s": float(self.timings.get("steps", 0.0)),
+            "particle_steps_per_s": float(self.particle_steps_per_second),
+        }
+
+
+# ---------------------------------------------------------------------------------------------
+# the driver
+# ---------------------------------------------------------------------------------------------
+def _check_time(T, n_steps, dt):
+    try:
+        T = float(T)
+    except (TypeError, ValueError):
+        raise TypeError(f"T={T!r} must be a positive number") from None
+    if not np.isfinite(T) or T <= 0:
+        raise ValueError(f"T={T!r} must be a positive finite number")
+    if dt is not None:
+        dt = float(dt)
+        if not np.isfinite(dt) or dt <= 0:
+            raise ValueError(f"dt={dt!r} must be a positive finite number")
+        n = int(round(T / dt))
+        if n < 1 or abs(n * dt - T) > 1e-9 * T:
+            raise ValueError(f"dt={dt!r} does not divide T={T!r} into whole steps")
+        if n_steps is not None and int(n_steps) != n:
+            raise ValueError(f"n_steps={n_steps!r} and dt={dt!r} disagree for T={T!r}")
+        n_steps = n
+    if n_steps is None:
+        raise ValueError("give n_steps (or dt)")
+    if isinstance(n_steps, bool) or not isinstance(n_steps, int | np.integer) or n_steps < 1:
+        raise ValueError(f"n_steps={n_steps!r} must be a positive integer")
+    return T, int(n_steps), T / int(n_steps)
+
+
+def _as_box(box, d):
+    if box is None:
+        return Box.free(d)
+    if isinstance(box, Grid):
+        box = Box.from_grid(box)
+    if not isinstance(box, Box):
+        raise TypeError(f"box={box!r} must be a Box, a Grid or None (free space)")
+    if box.dim != d:
+        raise ValueError(f"box has dimension {box.dim}; the particles have {d}")
+    return box
+
+
+def _as_interactions(interaction, d, box):
+    if interaction is None:
+        return [], []
+    items = list(interaction) if isinstance(interaction, list | tuple) else [interaction]
+    affine, pairwise = [], []
+    for it in items:
+        if not isinstance(it, Interaction):
+            raise TypeError(
+                f"interaction={it!r} must be a QuadraticInteraction, MeanFieldAffine or "
+                "PairwiseInteraction"
+            )
+        it.check_dim(d)
+        if it.affine:
+            affine.append(it)
+        else:
+            pairwise.append(it.with_box(box) if isinstance(it, PairwiseInteraction) else it)
+    return affine, pairwise
+
+
+def simulate(
+    X0,
+    *,
+    T,
+    n_steps=None,
+    dt=None,
+    sigma=0.0,
+    drift=None,
+    interaction=None,
+    scheme="euler",
+    box=None,
+    seed=0,
+    t0=0.0,
+    record_every=None,
+    callback=None,
+    exit_bridge=True,
+    comm=None,
+    progress=None,
+) -> ParticleRun:
+    """Integrate the particle system from ``X0`` over ``[t0, t0 + T]``.
+
+    Parameters
+    ----------
+    X0
+        Initial positions ``(n, d)``, ``1 <= d <= 3`` (this rank's particles with ``comm``; ranks
+        hold consecutive global indices in rank order). Not modified.
+    T, n_steps, dt
+        Horizon and number of steps (or the step ``dt``, which must divide ``T``).
+    sigma
+        Scalar, vector (diagonal), ``(d, d)`` matrix, or :class:`~.drifts.StateDiffusion`.
+    drift
+        A drift of :mod:`.drifts`, a numba function ``f(t, x, out)``, a callable
+        ``f(t, X) -> (n, d)``, or a list of these (summed).
+    interaction
+        A :class:`~.interactions.QuadraticInteraction`, :class:`~.interactions.MeanFieldAffine`,
+        :class:`~.interactions.PairwiseInteraction` or a list of these.
+    scheme
+        ``"euler"``, ``"milstein"`` or ``"exact"`` (module docstring).
+    box
+        :class:`~.boundaries.Box`, a :class:`~mfg_solvers.grid.Grid` (its boundary conditions) or
+        ``None`` (free space). Particles must start inside a reflecting/absorbing box.
+    seed
+        Seed of the counter-based streams; the noise of particle ``i`` at step ``n`` depends on
+        ``(seed, i, n)`` only.
+    record_every
+        Record moments every so many steps (and at the end); default: only start and end.
+    callback
+        ``callback(step, t, X, alive)`` after the initial state and after each step.
+    exit_bridge
+        Brownian-bridge exit test on absorbing walls (weak order 1 for exits).
+    comm
+        An mpi4py communicator to shard the particles over (``None``: no MPI).
+    progress
+        Show a tqdm bar (``None``: only on a terminal).
+    """
+    n_local = np.shape(X0)[0] if np.ndim(X0) == 2 else 0
+    work = float(n_local)
+    items = interaction if isinstance(interaction, list | tuple) else [interaction]
+    for it in items:
+        if isinstance(it, PairwiseInteraction) and it.method == "direct":
+            work = max(work, n_local * float(n_local) / 16.0)
+    with threads_for(work):
+        return _simulate(X0, T, n_steps, dt, sigma, drift, interaction, scheme, box, seed, t0,
+                         record_every, callback, exit_bridge, comm, progress)
+
+
+def _simulate(X0, T, n_steps, dt, sigma, drift, interaction, scheme, box, seed, t0,
+              record_every, callback, exit_bridge, comm, progress) -> ParticleRun:
+    if scheme not in SCHEMES:
+        raise ValueError(f"scheme={scheme!r} is not known; allowed: {list(SCHEMES)}")
+    X = _check_positions(X0, name="X0").copy()
+    n, d = X.shape
+    T, n_steps, dt = _check_time(T, n_steps, dt)
+    t0 = float(t0)
+    if not np.isfinite(t0):
+        raise ValueError(f"t0={t0!r} must be finite")
+    seed = check_seed(seed)
+    if record_every is not None and (
+        isinstance(record_every, bool) or not isinstance(record_every, int | np.integer)
+        or record_every < 1
+    ):
+        raise ValueError(f"record_every={record_every!r} must be a positive integer or None")
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback={callback!r} must be callable(step, t, X, alive)")
+    box = _as_box(box, d)
+    drifts = as_drift_list(drift)
+    for dr in drifts:
+        dr.check_dim(d)
+        dr.check_times(t0, t0 + T)
+    affine_drifts = [dr for dr in drifts if dr.affine]
+    array_drifts = [dr for dr in drifts if isinstance(dr, ArrayDrift)]
+    affine_int, pairwise = _as_interactions(interaction, d, box)
+    state_noise = isinstance(sigma, StateDiffusion)
+    L = np.zeros((d, d)) if state_noise else noise_matrix(sigma, d)
+    milstein = scheme == "milstein"
+
+    # particles start inside the box
+    if not box.is_free:
+        Xw = X.copy()
+        for k in range(d):
+            if box.codes[k] == PERIODIC:
+                Xw[:, k] = box.lo[k] + np.mod(X[:, k] - box.lo[k], box.hi[k] - box.lo[k])
+        inside = box.contains(Xw)
+        if not np.all(inside):
+            raise ValueError(
+                f"X0 has {int(np.count_nonzero(~inside))} particle(s) outside the box {box}"
+            )
+        X = Xw
+
+    if scheme == "exact":
+        problems = []
+        if not box.is_free:
+            problems.append("a free box")
+        if state_noise:
+            problems.append("constant noise")
+        if array_drifts or pairwise:
+            problems.append("only affine drifts and moment interactions")
+        if any(not dr.is_constant for dr in affine_drifts):
+            problems.append("time-independent affine coefficients")
+        if problems:
+            raise ValueError("scheme='exact' needs " + ", ".join(problems))
+
+    offset, n_total = local_layout(comm, n)
+    keys = StreamKeys(seed)
+    alive = np.ones(n, dtype=np.uint8)
+    exit_time = np.full(n, np.nan)
+    nb = _nblocks(n)
+    sums = np.zeros((nb, d))
+    counts = np.zeros(nb, dtype=np.int64)
+    bad = np.zeros(nb, dtype=np.int64)
+
+    # -- affine coefficients (drifts + moment interactions) -------------------------------------
+    dA_int = np.zeros((d, d))
+    B_int = np.zeros((d, d))
+    for it in affine_int:
+        a, b = it.affine_terms(d)
+        dA_int += a
+        B_int += b
+
+    def affine_at(t):
+        A = np.zeros((d, d))
+        c = np.zeros(d)
+        for dr in affine_drifts:
+            a, cc = dr.coefficients(t)
+            A += a
+            c += cc
+        return A, c
+
+    def array_drift(t, Xc, al):
+        if not array_drifts and not pairwise:
+            return np.zeros((0, d))
+        out = np.zeros((n, d))
+        for dr in array_drifts:
+            dr.add_to(t, Xc, al, out)
+        for it in pairwise:
+            it.add_drift(Xc, al, out, float(n_total), comm)
+        return out
+
+    def noise_at(t, Xc, al):
+        if state_noise:
+            return sigma.evaluate(t, Xc, al, milstein)
+        return np.zeros((0, d)), np.zeros((0, d))
+
+    _sum_kernel(X, alive, sums, counts)
+    S_sum, M_alive = reduce_blocks(comm, sums, counts)
+
+    # -- validation of the drift and the diffusion on the initial cloud ------------------------
+    with np.errstate(over="ignore", invalid="ignore"):
+        A0, c0 = affine_at(t0)
+        A0 = A0 + dA_int
+        c0 = c0 + B_int @ (S_sum / n_total)
+        Barr0 = array_drift(t0, X, alive)
+        b0 = X @ A0.T + c0
+        if Barr0.shape[0] == n:
+            b0 = b0 + Barr0
+        badrows = ~np.all(np.isfinite(b0), axis=1)
+        if np.any(badrows):
+            raise ValueError(
+                f"the drift is not finite at t0={t0} for {int(badrows.sum())} particle(s) "
+                f"(first at X0[{int(np.argmax(badrows))}] = {X[np.argmax(badrows)].tolist()})"
+            )
+        S0, dS0 = noise_at(t0, X, alive)
+        for name, arr in (("sigma", S0), ("dsigma", dS0)):
+            if arr.size and not np.all(np.isfinite(arr)):
+                raise ValueError(f"the diffusion {name} is not finite at t0={t0}")
+    var_axis = np.ascontiguousarray(np.diag(L @ L.T))
+    codes = box.codes
+    lo = np.where(np.isfinite(box.lo), box.lo, 0.0)
+    hi = np.where(np.isfinite(box.hi), box.hi, 0.0)
+
+    # -- exact linear step: constant matrices --------------------------------------------------
+    if scheme == "exact":
+        A_c, c_c = affine_at(t0)
+        A_dev = A_c + dA_int
+        A_mean = A_dev + B_int
+        LLt = L @ L.T
+        E_dev, _, Q_dev = ou_transition(A_dev, c_c, LLt, dt)
+        E_mean, f_mean, Q_mean = ou_transition(A_mean, c_c, LLt, dt)
+        L_dev = psd_factor(Q_dev, "step covariance")
+        L_mean = psd_factor(Q_mean, "step covariance")
+        coupled = bool(np.any(B_int != 0.0))
+
+    # -- recording ---------------------------------------------------------------------------
+    rec_t, rec_mean, rec_cov, rec_mass = [], [], [], []
+
+    def record(step):
+        mean, cov, m_alive = cloud_moments(X, alive, comm)
+        rec_t.append(t0 + step * dt)
+        rec_mean.append(mean)
+        rec_cov.append(cov)
+        rec_mass.append(m_alive / n_total)
+
+    record(0)
+    if callback is not None:
+        callback(0, t0, X, alive.astype(bool))
+
+    use_bar = progress if progress is not None else sys.stderr.isatty()
+    bar = None
+    if use_bar:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=n_steps, desc="particles", leave=False)
+
+    steps_done = 0
+    interrupted = False
+    t_start = time.perf_counter()
+    try:
+        with np.errstate(over="ignore"):
+            for step in range(n_steps):
+                t = t0 + step * dt
+                t_next = t0 + (step + 1) * dt
+                hashes = keys.step_hashes(step)
+                if scheme == "exact":
+                    xbar = S_sum / n_total
+                    shift = (E_mean - E_dev) @ xbar + f_mean
+                    if coupled:
+                        _noise_sum_kernel(n, d, keys.a, hashes, np.int64(offset), sums)
+                        zs, _ = reduce_blocks(comm, sums, counts)
+                        shift = shift + (L_mean - L_dev) @ (zs / n_total)
+                    _linear_step_kernel(X, E_dev, L_dev, np.ascontiguousarray(shift), keys.a,
+                                        hashes, np.int64(offset), sums, counts, bad)
+                else:
+                    A, c = affine_at(t)
+                    mass = M_alive / n_total
+                    A = np.ascontiguousarray(A + mass * dA_int)
+                    c = np.ascontiguousarray(c + B_int @ (S_sum / n_total))
+                    Barr = array_drift(t, X, alive)
+                    S_arr, dS_arr = noise_at(t, X, alive)
+                    _sde_step_kernel(X, alive, exit_time, Barr, A, c, L * math.sqrt(dt), S_arr,
+                                     dS_arr, milstein, dt, math.sqrt(dt), t_next, keys.a, hashes,
+                                     np.int64(offset), codes, lo, hi, var_axis, exit_bridge,
+                                     sums, counts, bad)
+                steps_done = step + 1
+                nbad, _ = reduce_blocks(comm, bad.reshape(-1, 1).astype(float), counts)
+                if nbad[0] > 0:
+                    raise NaNError(
+                        f"{int(nbad[0])} particle(s) got a non-finite position at step {step} "
+                        f"(t={t:.6g} -> {t_next:.6g}); their last finite positions were kept"
+                    )
+                S_sum, M_alive = reduce_blocks(comm, sums, counts)
+                if (record_every is not None and steps_done % record_every == 0) or \
+                        steps_done == n_steps:
+                    record(steps_done)
+                if callback is not None:
+                    callback(steps_done, t_next, X, alive.astype(bool))
+                if bar is not None:
+                    bar.update(1)
+    except KeyboardInterrupt:
+        interrupted = True
+        if rec_t[-1] != t0 + steps_done * dt:
+            record(steps_done)
+    finally:
+        if bar is not None:
+            bar.close()
+    elapsed = time.perf_counter() - t_start
+    return ParticleRun(
+        X=X,
+        alive=alive.astype(bool),
+        exit_time=exit_time,
+        t=np.array(rec_t),
+        mean=np.array(rec_mean),
+        cov=np.array(rec_cov),
+        mass=np.array(rec_mass),
+        dt=dt,
+        n_steps=n_steps,
+        steps_done=steps_done,
+        scheme=scheme,
+        seed=seed,
+        offset=offset,
+        n_total=n_total,
+        interrupted=interrupted,
+        timings={"steps": elapsed},
+    )
+
+
+__all__ = [
+    "BLOCK",
+    "SCHEMES",
+    "ParticleRun",
+    "cloud_moments",
+    "ou_transition",
+    "simulate",
+]
