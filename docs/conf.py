@@ -121,7 +121,7 @@ def _sync_notebooks() -> None:
 _sync_notebooks()
 
 
-# -- tables generated from the package ----------------------------------------------------------
+# -- tables read from the package ---------------------------------------------------------------
 from docutils import nodes  # noqa: E402
 from sphinx.util.docutils import SphinxDirective  # noqa: E402
 

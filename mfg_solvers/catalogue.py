@@ -786,7 +786,12 @@ _KINDS: dict[str, ProblemKind] = {}
 
 #: Kinds implemented in other modules, imported on first use; the module must call
 #: :func:`register_kind`. Adding a kind is one line here plus that module.
-KIND_MODULES: dict[str, str] = {}
+KIND_MODULES: dict[str, str] = {
+    "mfpid-lqg": "mfg_solvers.kinds.mfpid",
+    "mfpid-gm": "mfg_solvers.kinds.mfpid",
+    "particles": "mfg_solvers.kinds.particles",
+    "fem-crowd": "mfg_solvers.kinds.fem",
+}
 
 
 def register_kind(kind: ProblemKind, *, replace: bool = False) -> ProblemKind:

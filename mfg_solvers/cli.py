@@ -11,6 +11,11 @@
 keys into the document (``--set parameters.nx=200 --set solver.method=fixed_point``); values
 are TOML (numbers, ``true``, ``"text"``, ``[1, 2]``, ``{shape = "uniform"}``) or bare words.
 
+Under an MPI launcher (``mpiexec -n 2 mfg-solvers run ...``) every rank runs the command and the
+particle kinds shard their particles over the ranks; only rank 0 prints and writes files. The
+rank is read from the launcher's environment (``PMI_RANK``, ``OMPI_COMM_WORLD_RANK``), so a
+single process never imports mpi4py.
+
 Exit status: 0 success; 1 a solver failure or a failed verification; 2 a usage error (bad
 file, unknown key, bad override), reported as one ``error: ...`` line on stderr.
 """
@@ -21,7 +26,9 @@ import argparse
 import contextlib
 import json
 import math
+import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -29,6 +36,22 @@ from . import __version__
 
 #: The headline problems solved by ``mfg-solvers demo``.
 DEMO_PROBLEMS = ("periodic_benchmark", "lq_mfg")
+
+
+#: Environment variables through which MPI launchers give a process its rank.
+MPI_RANK_VARIABLES = ("PMI_RANK", "OMPI_COMM_WORLD_RANK")
+
+
+def launcher_rank() -> int:
+    """This process's rank under an MPI launcher, read from its environment (0 otherwise)."""
+    for name in MPI_RANK_VARIABLES:
+        value = os.environ.get(name)
+        if value:
+            try:
+                return int(value)
+            except ValueError:
+                continue
+    return 0
 
 
 class UsageError(Exception):
@@ -151,19 +174,21 @@ def _cmd_run(args) -> int:
     overrides = dict(parse_override(item) for item in args.overrides)
     spec = load_problem(args.problem, overrides, ci=args.ci, directory=_catalogue_dir(args))
     progress = not args.no_progress and not args.json
+    # under MPI every rank solves; only rank 0 writes files
+    out = args.out if launcher_rank() == 0 else None
     # in --json mode stdout carries the summary only: anything else printed goes to stderr
     redirect = contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext()
     with redirect:
         try:
-            solution, summary = run_problem(spec, out=args.out, progress=progress)
+            solution, summary = run_problem(spec, out=out, progress=progress)
         except (ConvergenceError, NaNError) as exc:
-            if args.out and getattr(exc, "solution", None) is not None:
+            if out and getattr(exc, "solution", None) is not None:
                 last = {
                     "problem": spec.name,
                     "converged": False,
                     "error": " ".join(str(exc).split()),
                 }
-                write_outputs(spec, exc.solution, last, args.out, figures=False)
+                write_outputs(spec, exc.solution, last, out, figures=False)
             print(
                 f"error: {spec.name}: {type(exc).__name__}: {' '.join(str(exc).split())}",
                 file=sys.stderr,
@@ -216,9 +241,15 @@ def _cmd_verify(args) -> int:
 
 
 def _cmd_demo(args) -> int:
+    if launcher_rank() > 0:  # under MPI only rank 0 writes: the others solve into a scratch folder
+        with tempfile.TemporaryDirectory() as scratch:
+            return _demo(args, Path(scratch))
+    return _demo(args, Path(args.out))
+
+
+def _demo(args, out: Path) -> int:
     from .catalogue import jsonable, load_problem, run_problem
 
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     combined, results = {}, {}
     for name in DEMO_PROBLEMS:
@@ -299,9 +330,14 @@ def main(argv=None) -> int:
         if args.command is None:
             parser.print_help(sys.stderr)
             return 2
+        if launcher_rank() > 0:  # under MPI only rank 0 prints
+            with open(os.devnull, "w") as sink:
+                with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+                    return _COMMANDS[args.command](args)
         return _COMMANDS[args.command](args)
     except (UsageError, CatalogueError) as exc:
-        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+        if launcher_rank() == 0:
+            print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

@@ -4,13 +4,11 @@ Agents control their drift: :math:`dX_t = \\alpha_t\\,dt + \\sqrt{2\\nu}\\,dW_t`
 :math:`L(\\alpha, m) + f(x, m)`, and :math:`H(p, m) = \\sup_\\alpha\\{-p\\cdot\\alpha - L(\\alpha, m)\\}`.
 The optimal feedback is :math:`\\alpha^* = -\\partial_p H(\\nabla u, m)`.
 
-=====================  ===========================================  ========================
-class                  :math:`H(p, m)`                              Lagrangian
-=====================  ===========================================  ========================
-:class:`Quadratic`     :math:`\\tfrac12 |p|^2`                        :math:`\\tfrac12|\\alpha|^2`
-:class:`PowerLaw`      :math:`|p|^\\gamma / \\gamma`, :math:`\\gamma>1`   :math:`|\\alpha|^{\\gamma'}/\\gamma'`
-:class:`Congestion`    :math:`|p|^2 / (2 (c + m)^\\alpha)`             :math:`\\tfrac12 (c+m)^\\alpha |\\alpha|^2`
-=====================  ===========================================  ========================
+* :class:`Quadratic`: :math:`H = \\tfrac12 |p|^2`, Lagrangian :math:`\\tfrac12|\\alpha|^2`;
+* :class:`PowerLaw`: :math:`H = |p|^\\gamma / \\gamma` (:math:`\\gamma > 1`), Lagrangian
+  :math:`|\\alpha|^{\\gamma'}/\\gamma'` with :math:`1/\\gamma + 1/\\gamma' = 1`;
+* :class:`Congestion`: :math:`H = |p|^2 / (2 (c + m)^\\alpha)`, Lagrangian
+  :math:`\\tfrac12 (c+m)^\\alpha |\\alpha|^2` (moving is costlier in crowds).
 
 Potentials :math:`V(x)` are not part of :math:`H`; they enter the running cost (see
 :mod:`mfg_solvers.model`).

@@ -5,9 +5,9 @@ function                               what it computes
 =====================================  ===========================================================
 :func:`wasserstein_1d`                 exact :math:`W_p` between weighted 1-D samples (quantile
                                        coupling, :math:`O(n\\log n)`)
-:func:`wasserstein1_to_density`        exact :math:`W_1 = \\int|F_\\text{particles} - F_m|` between a
-                                       1-D sample and a grid density (circle distance on a
-                                       periodic grid)
+:func:`wasserstein1_to_density`        exact :math:`W_1 = \\int|F_\\text{particles} - F_m|`
+                                       between a 1-D sample and a grid density (circle
+                                       distance on a periodic grid)
 :func:`wasserstein1_densities_1d`      exact :math:`W_1` between two densities on one 1-D grid
 :func:`sliced_wasserstein2`            Monte-Carlo sliced :math:`W_2` over random directions
 :func:`sinkhorn`                       entropic OT cost :math:`\\langle P^\\star, C\\rangle` with
@@ -83,8 +83,8 @@ def _quantile_table(x, w):
 # 1-D Wasserstein distances
 # ---------------------------------------------------------------------------------------------
 def wasserstein_1d(x, y, p=1, x_weights=None, y_weights=None) -> float:
-    """Exact :math:`W_p(\\mu, \\nu) = \\big(\\int_0^1|F_\\mu^{-1}(q) - F_\\nu^{-1}(q)|^p\\,dq\\big)^{1/p}`
-    between two weighted 1-D samples (``p >= 1``)."""
+    """Exact :math:`W_p` between two weighted 1-D samples (``p >= 1``):
+    :math:`W_p^p = \\int_0^1|F_\\mu^{-1}(q) - F_\\nu^{-1}(q)|^p\\,dq`."""
     if not np.isfinite(p) or p < 1:
         raise ValueError(f"p={p!r} must be a number >= 1")
     x = _samples_1d("x", x)
@@ -187,8 +187,9 @@ def wasserstein1_densities_1d(m1, m2, grid: Grid) -> float:
 # multi-dimensional
 # ---------------------------------------------------------------------------------------------
 def sliced_wasserstein2(X, Y, n_projections=128, seed=0, x_weights=None, y_weights=None) -> float:
-    """Sliced :math:`W_2`: :math:`\\big(\\frac1L\\sum_{l=1}^L W_2^2(\\theta_l\\cdot X, \\theta_l\\cdot Y)
-    \\big)^{1/2}` with ``n_projections`` directions uniform on the sphere (seeded; exact in 1-D)."""
+    """Sliced :math:`W_2`:
+    :math:`\\big(\\frac1L\\sum_{l=1}^L W_2^2(\\theta_l\\cdot X, \\theta_l\\cdot Y)\\big)^{1/2}`
+    with ``n_projections`` directions uniform on the sphere (seeded; exact in 1-D)."""
     X = _cloud("X", X)
     Y = _cloud("Y", Y, X.shape[1])
     d = X.shape[1]
@@ -281,7 +282,8 @@ def _psd_sqrt(S):
 
 def gaussian_w2(m1, S1, m2, S2) -> float:
     """:math:`W_2\\big(\\mathcal N(m_1, S_1), \\mathcal N(m_2, S_2)\\big)` in closed form:
-    :math:`|m_1 - m_2|^2 + \\operatorname{tr}\\big(S_1 + S_2 - 2(S_2^{1/2}S_1S_2^{1/2})^{1/2}\\big)`.
+    :math:`|m_1 - m_2|^2
+    + \\operatorname{tr}\\big(S_1 + S_2 - 2(S_2^{1/2}S_1S_2^{1/2})^{1/2}\\big)`.
 
     Scalars are read as 1-D means / variances."""
     m1 = np.atleast_1d(np.asarray(m1, dtype=float))
@@ -358,7 +360,9 @@ def emd(X, Y) -> float:
     X = _cloud("X", X)
     Y = _cloud("Y", Y, X.shape[1])
     if X.shape[0] != Y.shape[0]:
-        raise ValueError(f"X and Y have {X.shape[0]} and {Y.shape[0]} points; EMD needs equal sizes")
+        raise ValueError(
+            f"X and Y have {X.shape[0]} and {Y.shape[0]} points; EMD needs equal sizes"
+        )
     C = cdist(X, Y)
     r, c = linear_sum_assignment(C)
     return float(C[r, c].mean())

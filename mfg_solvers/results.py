@@ -164,6 +164,8 @@ class Solution:
         """Write NetCDF-4 (h5netcdf engine); reloads bit-identically with :meth:`load`."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
+        # the in-memory attributes take the form they will have after a reload
+        self.dataset.attrs = _encode_attrs(self.dataset.attrs)
         self.dataset.to_netcdf(path, engine="h5netcdf")
         return path
 
@@ -189,7 +191,12 @@ def _encode_attrs(attrs: Mapping) -> dict:
             out[k] = v
         elif isinstance(v, list | tuple | np.ndarray):
             arr = np.asarray(v)
-            out[k] = arr if arr.dtype.kind in "ifu" else str(list(v))
+            if arr.dtype.kind not in "ifu":
+                out[k] = str(list(v))
+            elif arr.size == 1:  # NetCDF reads a length-1 attribute back as a scalar
+                out[k] = arr.reshape(()).item()
+            else:
+                out[k] = arr.ravel()
         else:
             out[k] = str(v)
     return out

@@ -122,7 +122,8 @@ assert abs(solution.m.min() - 0.40) < 0.01
 fig = Figure(figsize=(11, 3.4), layout="constrained")
 ax = fig.subplots(1, 2)
 ax[0].plot(solution.t, mass - 1.0)
-ax[0].set(xlabel="t", ylabel="mass(t) - 1", title="mass drift (round-off level)", ylim=(-1e-14, 1e-14))
+ax[0].set(xlabel="t", ylabel="mass(t) - 1", title="mass drift (round-off level)",
+          ylim=(-1e-14, 1e-14))
 plotting.plot_snapshots(solution, "m", ax=ax[1], n=5)
 ax[1].set_title("m(t, x) at five times")
 fig

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mfg_solvers import catalogue as cat
 from mfg_solvers.cli import main
 from mfg_solvers.results import Solution
 
@@ -69,7 +70,11 @@ def test_list_prints_every_entry(capsys):
         "ergodic_log_gaussian",
         "crowd_aversion_2d",
     } <= names
-    assert all(line.split()[1] == "fd-mfg" for line in out[2:])
+    kinds = {spec.name: spec.kind for spec in cat.list_problems()}
+    assert len(out[2:]) == len(kinds)
+    for line in out[2:]:
+        name, kind = line.split()[:2]
+        assert kind == kinds[name] and kind in cat.known_kinds()
 
 
 def test_run_json_prints_only_the_summary(capsys):

@@ -9,6 +9,7 @@ assertion inside a notebook fails its test here. New notebooks are picked up aut
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -42,10 +43,13 @@ def test_notebooks_are_percent_format():
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_executes(path, tmp_path, monkeypatch):
+    import nbformat
     from nbclient.exceptions import CellExecutionError
 
     nb = jupytext.read(path)
-    # the kernel inherits the environment: no GUI backend, one numba thread layer per core
+    # a last cell reports the kernel's interpreter: it must be the one running the tests
+    nb.cells.append(nbformat.v4.new_code_cell("import sys\nprint(sys.executable)"))
+    # the kernel inherits the environment: no GUI backend
     monkeypatch.setenv("MPLBACKEND", "Agg")
     monkeypatch.setenv("PYTHONPATH", str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     client = nbclient.NotebookClient(
@@ -65,5 +69,7 @@ def test_notebook_executes(path, tmp_path, monkeypatch):
     assert counts == list(range(1, len(code_cells) + 1)), counts
     errors = [o for c in code_cells for o in c.outputs if o.output_type == "error"]
     assert not errors
+    kernel_python = code_cells[-1].outputs[0]["text"].strip()
+    assert os.path.realpath(kernel_python) == os.path.realpath(sys.executable)
     # the notebook writes nothing into the repository: only into its scratch directory
     assert not list(NOTEBOOK_DIR.glob("*.nc"))

@@ -179,28 +179,31 @@ def _points(x, dim: int) -> np.ndarray:
 # matrix functions cosh(sqrt(A) tau), sinh(sqrt(A) tau)/sqrt(A), exp(-sqrt(A) tau)
 # ---------------------------------------------------------------------------------------------
 def _cosh_sinhc(a: np.ndarray, tau: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Elementwise c = cosh(sqrt(a) tau), s = sinh(sqrt(a) tau)/sqrt(a) (analytic in a)."""
-    w = np.sqrt(np.abs(a))
-    x = w * tau
-    safe = np.where(x == 0.0, 1.0, x)
-    pos = a > 0
-    c = np.where(pos, np.cosh(x), np.cos(x))
-    ratio = np.where(pos, np.sinh(safe) / safe, np.sin(safe) / safe)
-    s = tau * np.where(x == 0.0, 1.0, ratio)
-    return c, s
-
-
-def _spectral(A: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """V diag(values) V^T for the eigenvectors V of A; ``values`` of shape (n, d)."""
-    _, V = np.linalg.eigh(A)
-    return np.einsum("ij,nj,kj->nik", V, values, V)
+    """Elementwise c = cosh(sqrt(a) tau), s = sinh(sqrt(a) tau)/sqrt(a), analytic in a:
+    cos / sin on a < 0, and c = 1, s = tau at a = 0."""
+    a, tau = np.broadcast_arrays(np.asarray(a, dtype=float), np.asarray(tau, dtype=float))
+    x = np.sqrt(np.abs(a)) * tau
+    c = np.ones_like(x)
+    ratio = np.ones_like(x)  # sinh(x)/x or sin(x)/x, 1 at x = 0
+    pos = (a > 0) & (x != 0)
+    neg = (a < 0) & (x != 0)
+    c[pos] = np.cosh(x[pos])
+    ratio[pos] = np.sinh(x[pos]) / x[pos]
+    c[neg] = np.cos(x[neg])
+    ratio[neg] = np.sin(x[neg]) / x[neg]
+    return c, tau * ratio
 
 
 def _c_s(A: np.ndarray, tau: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """C_A(tau), S_A(tau) of shape (n, d, d) for tau of shape (n,)."""
-    a = np.linalg.eigvalsh(A)
+    """C_A(tau), S_A(tau) of shape (n, d, d) for symmetric A and tau of shape (n,)."""
+    a, V = np.linalg.eigh(A)
     c, s = _cosh_sinhc(a[None, :], tau[:, None])
-    return _spectral(A, c), _spectral(A, s)
+    return _spectral(V, c), _spectral(V, s)
+
+
+def _spectral(V: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """V diag(values[n]) V^T for orthogonal V, ``values`` of shape (n, d)."""
+    return np.einsum("ij,nj,kj->nik", V, values, V)
 
 
 def _sqrtm_psd(A: np.ndarray) -> np.ndarray:
@@ -327,7 +330,7 @@ class LQFiniteHorizon:
 
         def X(tt):
             _, S = _c_s(self.Q, tt)
-            E = _spectral(self.Q, np.exp(-w[None, :] * tt[:, None]))
+            E = _spectral(V, np.exp(-w[None, :] * tt[:, None]))
             return E - S @ K
 
         W = -(rootQ + K + self.Q_T)

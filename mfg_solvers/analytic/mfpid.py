@@ -1,8 +1,9 @@
-r"""Closed forms of Mean-Field Path-Integral Diffusion (MF-PID; reference ``mfpid.md`` §1--§9, §12).
+r"""Closed forms of Mean-Field Path-Integral Diffusion (MF-PID; ``mfpid.md`` §1--§9, §12).
 
 Model
     Agents in :math:`\mathbb R^d` follow :math:`dx_t = u_t(x_t)\,dt + dW_t` on :math:`t\in[0,1]` and
-    minimise :math:`\mathbb E\int_0^1[\tfrac12\|u\|^2 + \tfrac{\beta_t}{2}\|x-\nu_t\|^2]\,dt` subject to
+    minimise :math:`\mathbb E\int_0^1[\tfrac12\|u\|^2 + \tfrac{\beta_t}{2}\|x-\nu_t\|^2]\,dt`
+    subject to
     :math:`x_0\sim p_{\rm in}` and the hard terminal constraint :math:`x_1\sim p_{\rm tar}`, with a
     Gaussian-mixture target :math:`p_{\rm tar}=\sum_k\pi_k\mathcal N(m_k,\Sigma_k)`. The mean-field
     game sets :math:`\nu_t = \mathbb E[x_t]`; the independent-agent baselines prescribe
@@ -41,7 +42,8 @@ Green-function coefficients (:class:`GreenCoefficients`)
     mirror update for :math:`a^+,\theta^+` from its left end (forward). All coefficients are
     continuous across breakpoints; the right-limit convention is used for :math:`\beta,\nu`.
     The *shift propagators* :math:`\lambda^+,\lambda_x,\lambda_y` are the :math:`\theta`'s for
-    :math:`\nu\equiv1` (they carry a start shift :math:`z`: :math:`\theta[\nu-z] = \theta[\nu]-\lambda z`).
+    :math:`\nu\equiv1` (they carry a start shift :math:`z`:
+    :math:`\theta[\nu-z] = \theta[\nu]-\lambda z`).
 
 Optimal drift (:meth:`MFPID.drift`; §6, §8)
     With :math:`K_t = c^-_t - a^+_1` (:math:`=c^-_t - c^-_0`), :math:`\alpha_t = b^-_t/K_t`,
@@ -56,17 +58,18 @@ Optimal drift (:meth:`MFPID.drift`; §6, §8)
     The weights are evaluated in log space from the Cholesky factor of
     :math:`I + K_t\Sigma_k = K_t S_k` (one factorisation per component and time step, shared by all
     agents) with a max-shift softmax. An agent that started at :math:`z` uses the same formula in
-    shifted coordinates :math:`\tilde x = x-z`, :math:`\tilde\nu = \nu - z`, :math:`\tilde m_k = m_k - z`.
+    shifted coordinates :math:`\tilde x = x-z`, :math:`\tilde\nu = \nu - z`,
+    :math:`\tilde m_k = m_k - z`.
 
 Marginals (:meth:`MFPID.marginal`; §7, §8.2)
     Conditional on :math:`(x_0, x_1) = (z, y)` the optimal path is the Gaussian bridge
     :math:`x_t\sim\mathcal N(A_t z + B_t y + c_t,\ s_t^2 I)` with :math:`D_t = a^+_t+a^-_t`,
     :math:`A_t = (a^+_t-\lambda^+_t)/D_t`, :math:`B_t = b^-_t/D_t`,
-    :math:`c_t = (\theta^+_t+\theta_{x,t})/D_t`, :math:`s^2_t = 1/D_t`; the population marginal is the
-    exact :math:`K_{\rm in}K` -component mixture with weights :math:`\pi^{\rm in}_j\pi_k`, means
-    :math:`A_tm^{\rm in}_j + B_tm_k + c_t` and covariances
-    :math:`A_t^2\Sigma^{\rm in}_j + B_t^2\Sigma_k + s_t^2I`. The published (precision) form of §7 is
-    available for the Dirac start (:meth:`MFPID.marginal_published`).
+    :math:`c_t = (\theta^+_t+\theta_{x,t})/D_t`, :math:`s^2_t = 1/D_t`; the population marginal
+    is the exact :math:`K_{\rm in}K` -component mixture with weights :math:`\pi^{\rm in}_j\pi_k`,
+    means :math:`A_tm^{\rm in}_j + B_tm_k + c_t` and covariances
+    :math:`A_t^2\Sigma^{\rm in}_j + B_t^2\Sigma_k + s_t^2I`. The published (precision) form of §7
+    is available for the Dirac start (:meth:`MFPID.marginal_published`).
 
 Everything here is exact up to round-off; the only approximations are the Gauss--Hermite /
 Gauss--Legendre quadratures of :meth:`MFPID.energy_quadrature` (spectrally convergent).
@@ -79,9 +82,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import NaNError
+
 __all__ = [
     "GaussianMixture",
-    "Protocol",
+    "MFPIDProtocol",
     "GreenCoefficients",
     "BackwardCoefficients",
     "ForwardCoefficients",
@@ -90,6 +95,7 @@ __all__ = [
     "BridgeCoefficients",
     "MFPID",
     "constant_beta_coefficients",
+    "time_quadrature",
     "linear_guidance",
     "geometric_beta",
     "demand_response_protocol",
@@ -104,7 +110,7 @@ __all__ = [
 
 
 # ---------------------------------------------------------------------------------------------
-# validation helpers
+# input validation
 # ---------------------------------------------------------------------------------------------
 def _real(name: str, value, *, positive=False, nonneg=False) -> float:
     if isinstance(value, bool) or not np.isscalar(value):
@@ -223,7 +229,7 @@ class GaussianMixture:
     # -- constructors ---------------------------------------------------------------------
     @classmethod
     def diagonal(cls, weights, means, stds) -> GaussianMixture:
-        """Mixture with diagonal covariances ``diag(stds[k]**2)`` (``stds`` of shape (K,) or (K, d))."""
+        """Mixture with covariances ``diag(stds[k]**2)`` (``stds`` of shape (K,) or (K, d))."""
         m = _float_array("means", means)
         s = _float_array("stds", stds)
         if np.any(s < 0):
@@ -375,8 +381,10 @@ def _sqrtm_psd(C: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 # protocol
 # ---------------------------------------------------------------------------------------------
-class Protocol:
-    r"""Piecewise-constant protocol :math:`(\beta_i, \nu_i)` on :math:`[t_i, t_{i+1})`, :math:`t_0=0`, :math:`t_M=1`.
+class MFPIDProtocol:
+    r"""Piecewise-constant protocol :math:`(\beta_i, \nu_i)` on :math:`[t_i, t_{i+1})`.
+
+    The breakpoints run from :math:`t_0=0` to :math:`t_M=1`.
 
     Parameters
     ----------
@@ -448,7 +456,7 @@ class Protocol:
         return np.sqrt(self.beta)
 
     def __repr__(self) -> str:
-        return f"Protocol(M={self.n_intervals}, d={self.dim}, beta={self.beta.tolist()})"
+        return f"MFPIDProtocol(M={self.n_intervals}, d={self.dim}, beta={self.beta.tolist()})"
 
     def interval(self, t) -> np.ndarray:
         """Interval index of each time (right limit at breakpoints; t = 1 maps to the last)."""
@@ -462,9 +470,9 @@ class Protocol:
     def nu_at(self, t) -> np.ndarray:
         return self.nu[self.interval(t)]
 
-    def with_nu(self, nu) -> Protocol:
+    def with_nu(self, nu) -> MFPIDProtocol:
         """Same breaks and stiffness, another guidance."""
-        return Protocol(self.beta, nu, self.breaks)
+        return MFPIDProtocol(self.beta, nu, self.breaks)
 
     @property
     def midpoints(self) -> np.ndarray:
@@ -472,7 +480,9 @@ class Protocol:
 
 
 def linear_guidance(breaks, m_in, m_tar) -> np.ndarray:
-    r"""Theorem guidance :math:`\nu_i = (1-t^{\rm mid}_i)\bar m_{\rm in} + t^{\rm mid}_i\bar m_{\rm tar}`, shape (M, d)."""
+    r"""Theorem guidance at the interval midpoints, shape (M, d).
+
+    :math:`\nu_i = (1-t^{\rm mid}_i)\bar m_{\rm in} + t^{\rm mid}_i\bar m_{\rm tar}`."""
     br = _float_array("breaks", breaks)
     a = np.atleast_1d(_float_array("m_in", m_in))
     b = np.atleast_1d(_float_array("m_tar", m_tar))
@@ -484,7 +494,7 @@ def linear_guidance(breaks, m_in, m_tar) -> np.ndarray:
 
 def geometric_beta(n_intervals: int = 8, beta0: float = 12.0, ratio: float = 0.65,
                    profile_intervals: int = 8) -> np.ndarray:
-    r""":math:`\beta_i = \beta_0\,r^{\,i\,M_0/M}`, :math:`i=0..M-1` (the demand-response profile of §13).
+    r""":math:`\beta_i = \beta_0\,r^{\,i\,M_0/M}`, :math:`i=0..M-1` (demand-response profile, §13).
 
     With ``n_intervals = profile_intervals = 8`` this is ``12 * 0.65**i``; other ``M`` sample the
     same continuous profile :math:`\beta_0 r^{M_0 t}` at the left ends of the intervals.
@@ -497,9 +507,10 @@ def geometric_beta(n_intervals: int = 8, beta0: float = 12.0, ratio: float = 0.6
 
 
 def demand_response_protocol(m_in, m_tar, guidance: str = "mf", *, n_intervals: int = 8,
-                             beta0: float = 12.0, ratio: float = 0.65) -> Protocol:
+                             beta0: float = 12.0, ratio: float = 0.65) -> MFPIDProtocol:
     """The §13 protocol (equal intervals, geometric stiffness) with one of the guidances
-    ``"mf"`` (linear, midpoint samples), ``"zero"`` or ``"target"`` (constant :math:`\\bar m_{\\rm tar}`)."""
+    ``"mf"`` (linear, midpoint samples), ``"zero"`` or ``"target"``
+    (constant :math:`\\bar m_{\\rm tar}`)."""
     beta = geometric_beta(n_intervals, beta0, ratio)
     br = np.linspace(0.0, 1.0, beta.size + 1)
     m_in = np.atleast_1d(_float_array("m_in", m_in))
@@ -512,7 +523,7 @@ def demand_response_protocol(m_in, m_tar, guidance: str = "mf", *, n_intervals: 
         nu = np.repeat(m_tar[None, :], beta.size, axis=0)
     else:
         raise ValueError(f"guidance={guidance!r}; allowed: 'mf', 'zero', 'target'")
-    return Protocol(beta, nu, br)
+    return MFPIDProtocol(beta, nu, br)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -520,7 +531,7 @@ def demand_response_protocol(m_in, m_tar, guidance: str = "mf", *, n_intervals: 
 # ---------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class BackwardCoefficients:
-    """Backward-kernel coefficients at times ``t`` (``a, b, c``: (n,); ``theta_x, theta_y``: (n, d))."""
+    """Backward-kernel coefficients at ``t``: ``a, b, c`` (n,), ``theta_x, theta_y`` (n, d)."""
 
     t: np.ndarray
     a: np.ndarray
@@ -599,15 +610,15 @@ class GreenCoefficients:
     Parameters
     ----------
     protocol
-        A :class:`Protocol`.
+        A :class:`MFPIDProtocol`.
     """
 
-    def __init__(self, protocol: Protocol):
-        if not isinstance(protocol, Protocol):
-            raise TypeError(f"protocol={protocol!r} must be a Protocol")
+    def __init__(self, protocol: MFPIDProtocol):
+        if not isinstance(protocol, MFPIDProtocol):
+            raise TypeError(f"protocol={protocol!r} must be an MFPIDProtocol")
         self.protocol = protocol
         M, d = protocol.n_intervals, protocol.dim
-        br, om = protocol.breaks, protocol.omega
+        br = protocol.breaks
         # augmented guidance: the last column (nu = 1) carries the shift propagators
         self._nu = np.concatenate([protocol.nu, np.ones((M, 1))], axis=1)
         # backward anchors at t_0..t_{M-1} (t_M = 1 is singular)
@@ -626,7 +637,12 @@ class GreenCoefficients:
         for i in range(M):
             a, th = self._forward_in(i, np.array([br[i + 1]]))
             self._fa[i + 1], self._fth[i + 1] = a[0], th[0]
-        _ = om
+        decay = float(np.sum(protocol.omega * np.diff(br)))
+        if not (np.all(np.isfinite(self._bb)) and np.all(self._bb > 0) and decay < 700.0):
+            raise ValueError(
+                f"beta={protocol.beta.tolist()} is too stiff: sum_i sqrt(beta_i) (t_i+1 - t_i) = "
+                f"{decay:.4g} must stay below 700 (b^- underflows in float64)"
+            )
 
     # -- raw evaluation (augmented guidance) ---------------------------------------------
     def _backward_in(self, i: int, t: np.ndarray):
@@ -793,7 +809,9 @@ class DriftFactors:
 
 @dataclass(frozen=True)
 class BridgeCoefficients:
-    r""":math:`x_t | (z, y)\sim\mathcal N(A z + B y + c,\ s^2 I)` at times ``t``: ``A, B, s2`` (n,), ``c`` (n, d)."""
+    r""":math:`x_t | (z, y)\sim\mathcal N(A z + B y + c,\ s^2 I)` at times ``t``.
+
+    ``A, B, s2`` have shape (n,), ``c`` (n, d)."""
 
     t: np.ndarray
     A: np.ndarray
@@ -810,16 +828,16 @@ class MFPID:
     target
         :math:`p_{\rm tar}` as a :class:`GaussianMixture`.
     protocol
-        :class:`Protocol` with the same dimension; its guidance :math:`\nu` is the one the agents
-        respond to (the theorem guidance for the mean-field game, a constant for the
+        :class:`MFPIDProtocol` with the same dimension; its guidance :math:`\nu` is the one the
+        agents respond to (the theorem guidance for the mean-field game, a constant for the
         independent-agent baselines).
     """
 
-    def __init__(self, target: GaussianMixture, protocol: Protocol):
+    def __init__(self, target: GaussianMixture, protocol: MFPIDProtocol):
         if not isinstance(target, GaussianMixture):
             raise TypeError(f"target={target!r} must be a GaussianMixture")
-        if not isinstance(protocol, Protocol):
-            raise TypeError(f"protocol={protocol!r} must be a Protocol")
+        if not isinstance(protocol, MFPIDProtocol):
+            raise TypeError(f"protocol={protocol!r} must be an MFPIDProtocol")
         if protocol.dim != target.dim:
             raise ValueError(
                 f"protocol has dimension {protocol.dim} but target has {target.dim}"
@@ -839,7 +857,7 @@ class MFPID:
 
     # -- drift -------------------------------------------------------------------------
     def guidance_terms(self, t) -> tuple[np.ndarray, np.ndarray]:
-        """The guidance-dependent drift factors ``theta_x`` and ``dbar`` at times ``t``, each (n, d).
+        """The guidance-dependent drift factors ``theta_x`` and ``dbar`` at ``t``, each (n, d).
 
         Engines that share the stiffness but not the guidance share every other factor."""
         tt, _ = _times("t", t, lo_open=True, hi_open=True)
@@ -941,7 +959,7 @@ class MFPID:
 
     # -- marginals ---------------------------------------------------------------------
     def bridge(self, t) -> BridgeCoefficients:
-        """Bridge coefficients :math:`A_t, B_t, c_t, s_t^2` at times ``t`` in (0, 1) (§7, §8.2)."""
+        """Bridge coefficients :math:`A_t, B_t, c_t, s_t^2` at times ``t`` in (0, 1) (§7, §8)."""
         tt, _ = _times("t", t, lo_open=True, hi_open=True)
         co = self.coefficients
         bw, fw, sh = co.backward(tt), co.forward(tt), co.shift(tt)
@@ -980,7 +998,8 @@ class MFPID:
 
         :math:`M_k = (a^++a^--(b^-)^2/K)I + \alpha^2S_k^{-1}`,
         :math:`h_k = \theta^++\theta_x+b^-\bar d+\alpha S_k^{-1}(m_k-\bar d)`,
-        :math:`\bar\pi_k\propto\pi_k|S_k|^{-1/2}|M_k|^{-1/2}\exp(\tfrac12h_k^\top M_k^{-1}h_k-\tfrac12 q_k)`.
+        :math:`\bar\pi_k\propto\pi_k|S_k|^{-1/2}|M_k|^{-1/2}
+        \exp(\tfrac12h_k^\top M_k^{-1}h_k-\tfrac12 q_k)`.
         """
         t = _real("t", t)
         co = self.coefficients
@@ -1007,7 +1026,7 @@ class MFPID:
         return GaussianMixture(w / w.sum(), mean, 0.5 * (Minv + np.swapaxes(Minv, 1, 2)))
 
     def mean(self, t, m_in=None) -> np.ndarray:
-        r"""Population mean :math:`m_t = A_t\bar m_{\rm in} + B_t\bar m_{\rm tar} + c_t`, shape (n, d).
+        r"""Population mean :math:`m_t = A_t\bar m_{\rm in} + B_t\bar m_{\rm tar} + c_t`, (n, d).
 
         ``m_in``: mean of the start law (default: the origin); ``t`` in [0, 1]."""
         tt, scalar = _times("t", t, lo_open=False, hi_open=False)
@@ -1038,11 +1057,9 @@ class MFPID:
         d = self.dim
         gx, gw = np.polynomial.hermite_e.hermegauss(n_h)
         gw = gw / gw.sum()
-        grids = np.meshgrid(*([gx] * d), indexing="ij")
-        nodes = np.stack([g.ravel() for g in grids], axis=1)  # (n^d, d)
-        wts = np.ones(nodes.shape[0])
-        for k in range(d):
-            wts = wts * gw[np.searchsorted(gx, nodes[:, k])]
+        nodes = np.stack([g.ravel() for g in np.meshgrid(*([gx] * d), indexing="ij")], axis=1)
+        wts = np.prod(np.stack([g.ravel() for g in np.meshgrid(*([gw] * d), indexing="ij")],
+                               axis=1), axis=1)  # tensor rule: (n^d, d) nodes, (n^d,) weights
         Rin = _sqrtm_psd(pin.covs)  # (J, d, d)
         dirac_in = np.all(pin.covs == 0.0, axis=(1, 2))
         tg = self.target
@@ -1076,13 +1093,20 @@ class MFPID:
 
     def energy_quadrature(self, p_in=None, *, eps: float = 1e-3, n_hermite: int = 24,
                           n_legendre: int = 8, grading: float = 4.0) -> dict:
-        r"""Deterministic cumulative energy :math:`\int_\varepsilon^{1-\varepsilon}\mathbb E\|u_t\|^2dt` (no ½).
+        r"""Deterministic energy :math:`\int_\varepsilon^{1-\varepsilon}\mathbb E\|u_t\|^2dt`.
+
+        No factor 1/2 (the MF-PID convention).
 
         Composite Gauss--Legendre in time (``n_legendre`` nodes per panel) on every protocol
         interval, with panels graded geometrically (factor ``grading``) in :math:`t` on the first
         interval and in :math:`1-t` on the last; :meth:`expected_power` at each node.
         Returns ``energy``, ``zone_energy`` (d,), ``t`` and ``power`` (:math:`\mathbb E\|u_t\|^2`
         at the nodes) and ``peak_power`` (largest node value).
+
+        Accuracy: the time rule converges fast (8 nodes per panel: ~1e-9 relative); the
+        Gauss--Hermite rule in space converges slowly near :math:`t\to1`, where the mixture
+        weights switch over a width :math:`\sim\sqrt{1-t}`: about 1e-5 relative for the energy
+        with 16--32 nodes (1-D scenario B).
         """
         eps = _real("eps", eps, positive=True)
         if eps >= 0.5:
@@ -1093,6 +1117,8 @@ class MFPID:
             raise ValueError(f"grading={grading!r} must be > 1")
         nodes, weights = time_quadrature(self.protocol.breaks, eps, n_gl, grading)
         pw = self.expected_power(nodes, p_in, n_hermite=n_hermite)
+        if not np.all(np.isfinite(pw)):
+            raise NaNError("non-finite expected power in the energy quadrature")
         zone = weights @ pw
         power = pw.sum(axis=1)
         return {"energy": float(zone.sum()), "zone_energy": zone, "t": nodes, "power": power,
@@ -1137,7 +1163,7 @@ def time_quadrature(breaks, eps: float, n_legendre: int = 8, grading: float = 4.
 # scenarios of the reference (§14)
 # ---------------------------------------------------------------------------------------------
 def scenario_1d(name: str) -> tuple[GaussianMixture, GaussianMixture]:
-    """(p_in, p_tar) of the 1-D scenarios ``"A"`` (wide start) and ``"B"`` (narrow start), §14.1."""
+    """(p_in, p_tar) of the 1-D scenarios ``"A"`` (wide start) and ``"B"`` (narrow), §14.1."""
     tar = GaussianMixture.diagonal([0.6, 0.4], [0.0, 1.5], [0.2, 0.3])
     if name == "A":
         pin = GaussianMixture.diagonal([0.6, 0.4], [1.0, 6.0], [3.0, 3.0])
@@ -1204,7 +1230,7 @@ def validation_target() -> GaussianMixture:
     )
 
 
-def validation_protocol(name: str) -> tuple[Protocol, float]:
+def validation_protocol(name: str) -> tuple[MFPIDProtocol, float]:
     """(protocol, eps) of the E1 / E2 validation settings (§14.5)."""
     beta = [5.0, 4.0, 3.0, 1.0]
     if name == "E1":
@@ -1217,10 +1243,10 @@ def validation_protocol(name: str) -> tuple[Protocol, float]:
         eps = 1e-3
     else:
         raise ValueError(f"name={name!r}; allowed: 'E1', 'E2'")
-    return Protocol(beta, nu, br), eps
+    return MFPIDProtocol(beta, nu, br), eps
 
 
 def start_conditioned_setting() -> tuple[MFPID, float]:
     """The §14.6 setting (1-D, beta = 1 on four intervals, nu = 0) and its start z = 1.5."""
     tar = GaussianMixture.diagonal([0.6, 0.4], [0.0, 2.0], [0.25, 0.35])
-    return MFPID(tar, Protocol([1.0] * 4, 0.0)), 1.5
+    return MFPID(tar, MFPIDProtocol([1.0] * 4, 0.0)), 1.5

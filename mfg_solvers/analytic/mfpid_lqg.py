@@ -1,4 +1,4 @@
-r"""LQG benchmark of MF-PID: Ornstein--Uhlenbeck agents with a Gaussian terminal law (``mfpid.md`` §10).
+r"""LQG benchmark of MF-PID: OU agents with a Gaussian terminal law (``mfpid.md`` §10).
 
 Agents follow :math:`dx = (Ax + u)\,dt + dW` on :math:`[0, 1]` from a Dirac start :math:`x_0 = m_0`,
 pay :math:`\tfrac12\|u\|^2 + \tfrac12(x-\nu_t)^\top Q(x-\nu_t)` and must reach
@@ -24,18 +24,23 @@ One dimension (:class:`LQGBenchmark1D`, :math:`A = -\kappa`, :math:`Q = q`): wit
 .. math::
 
     S_t = -\kappa + \Delta\frac{1+\rho e^{2\Delta(t-1)}}{1-\rho e^{2\Delta(t-1)}},\qquad
-    \Sigma_t = \frac{(1-\rho e^{2\Delta(t-1)})(1-e^{-2\Delta t})}{2\Delta(1-\rho e^{-2\Delta})},\qquad
-    \rho = \frac{2\Delta\sigma^2_{\rm tar}+e^{-2\Delta}-1}{2\Delta\sigma^2_{\rm tar}e^{-2\Delta}+e^{-2\Delta}-1};
+    \Sigma_t = \frac{(1-\rho e^{2\Delta(t-1)})(1-e^{-2\Delta t})}
+                    {2\Delta(1-\rho e^{-2\Delta})},\qquad
+    \rho = \frac{2\Delta\sigma^2_{\rm tar}+e^{-2\Delta}-1}
+                {2\Delta\sigma^2_{\rm tar}e^{-2\Delta}+e^{-2\Delta}-1};
 
-the mean-field mean :math:`m_t = [m_0\sinh\kappa(1-t) + m_{\rm tar}\sinh\kappa t]/\sinh\kappa`, and for a
-constant centre :math:`\bar m`, :math:`\ddot m = \Delta^2 m - q\bar m`, i.e.
-:math:`m_t = m_p + (m_0-m_p)\frac{\sinh\Delta(1-t)}{\sinh\Delta} + (m_{\rm tar}-m_p)\frac{\sinh\Delta t}{\sinh\Delta}`,
-:math:`m_p = q\bar m/\Delta^2`; then :math:`\bar u = \dot m + \kappa m` and :math:`s = -\bar u - S m`.
+the mean-field mean :math:`m_t = [m_0\sinh\kappa(1-t) + m_{\rm tar}\sinh\kappa t]/\sinh\kappa`,
+and for a constant centre :math:`\bar m`, :math:`\ddot m = \Delta^2 m - q\bar m`, i.e.
+:math:`m_t = m_p + (m_0-m_p)\frac{\sinh\Delta(1-t)}{\sinh\Delta}
++ (m_{\rm tar}-m_p)\frac{\sinh\Delta t}{\sinh\Delta}`, :math:`m_p = q\bar m/\Delta^2`;
+then :math:`\bar u = \dot m + \kappa m` and :math:`s = -\bar u - S m`.
 
 Matrix form (:class:`LQGBenchmark`): the Riccati equation is linearised by
-:math:`S = YX^{-1}`, :math:`\tfrac{d}{dt}[X; Y] = H[X; Y]`, :math:`H = \begin{pmatrix}A&-I\\-Q&-A^\top\end{pmatrix}`,
+:math:`S = YX^{-1}`, :math:`\tfrac{d}{dt}[X; Y] = H[X; Y]`,
+:math:`H = \begin{pmatrix}A&-I\\-Q&-A^\top\end{pmatrix}`,
 and the precision of the forward Hopf--Cole factor :math:`G^{-1}` (the law of the path is
-:math:`\propto\varphi_t\psi_t`) by :math:`G = UV^{-1}`, :math:`\tfrac{d}{dt}[U; V] = \begin{pmatrix}A&I\\Q&-A^\top\end{pmatrix}[U; V]`,
+:math:`\propto\varphi_t\psi_t`) by :math:`G = UV^{-1}`,
+:math:`\tfrac{d}{dt}[U; V] = \begin{pmatrix}A&I\\Q&-A^\top\end{pmatrix}[U; V]`,
 :math:`U_0 = 0`, :math:`V_0 = I` (:math:`\dot G = I + AG + GA^\top - GQG`). Then
 :math:`\Sigma_t = (G_t^{-1} + S_t)^{-1} = G_t(I + S_tG_t)^{-1}` and the terminal constraint gives
 :math:`S_1 = \Sigma_{\rm tar}^{-1} - G_1^{-1}` explicitly. The mean two-point problem is solved with
@@ -73,7 +78,7 @@ def _cosh_ratio(x: float, t: np.ndarray) -> np.ndarray:
 
 
 def _cumulative_integral(f, t: np.ndarray, panels: int = 4) -> np.ndarray:
-    """:math:`\\int_0^{t} f` for each entry of t (composite 40-point Gauss--Legendre, vectorised)."""
+    """:math:`\\int_0^{t} f` for each entry of t (composite 40-point Gauss--Legendre)."""
     t = np.asarray(t, dtype=float)
     out = np.zeros(t.shape)
     for p in range(panels):
@@ -87,9 +92,11 @@ def _cumulative_integral(f, t: np.ndarray, panels: int = 4) -> np.ndarray:
 
 class LQGBenchmark1D:
     r"""One-dimensional LQG benchmark: :math:`dx = (-\kappa x + u)dt + dW`, running cost
-    :math:`\tfrac12u^2 + \tfrac q2(x-\nu)^2`, :math:`x_0 = m_0`, :math:`x_1\sim\mathcal N(m_{\rm tar},\sigma_{\rm tar}^2)`.
+    :math:`\tfrac12u^2 + \tfrac q2(x-\nu)^2`, :math:`x_0 = m_0`,
+    :math:`x_1\sim\mathcal N(m_{\rm tar},\sigma_{\rm tar}^2)`.
 
-    Defaults are the figure parameters :math:`(\kappa, q, m_{\rm tar}, \sigma_{\rm tar}) = (0.6, 12, 2, 0.5)`.
+    Defaults are the figure parameters
+    :math:`(\kappa, q, m_{\rm tar}, \sigma_{\rm tar}) = (0.6, 12, 2, 0.5)`.
     Guidances: ``"mf"`` (:math:`\nu = m`), ``"ia_zero"`` (:math:`\nu\equiv0`), ``"ia_target"``
     (:math:`\nu\equiv m_{\rm tar}`) or any real number (a constant centre).
     """
@@ -103,7 +110,7 @@ class LQGBenchmark1D:
         self.m0 = _real("m0", m0)
         self.delta = float(np.sqrt(self.kappa**2 + self.q))
         if self.delta == 0.0:
-            raise ValueError("kappa and q are both 0: the Riccati closed form needs kappa^2 + q > 0")
+            raise ValueError("kappa=0 and q=0: the Riccati closed form needs kappa^2 + q > 0")
         D, s2 = self.delta, self.sigma_tar**2
         e = np.exp(-2.0 * D)
         den = 2.0 * D * s2 * e + e - 1.0
@@ -197,6 +204,35 @@ class LQGBenchmark1D:
         tt, sc = self._t(t)
         out = _cumulative_integral(lambda s: self.power(s, guidance), tt)
         return out[0] if sc else out
+
+    def offset_euler(self, guidance="ia_zero", n_points: int = 4001) -> float:
+        r""":math:`s_0` by explicit-Euler shooting on a uniform grid of ``n_points`` points.
+
+        Integrates :math:`\dot s = q\bar m + (\kappa+S)s`, :math:`\dot m = -(\kappa+S)m - s`
+        (:math:`S` in closed form at the grid points, :math:`m_0` the start) with explicit Euler
+        and solves the affine condition :math:`m_1 = m_{\rm tar}` for :math:`s_0` -- the
+        first-order discretisation of the reference's companion code (its printed values carry
+        an :math:`O(1/N)` relative error against :meth:`offset`). Constant centres only.
+        """
+        c = self._centre(guidance)
+        if c is None:
+            raise ValueError("offset_euler needs a constant centre ('ia_zero', 'ia_target' or "
+                             "a number), not guidance='mf'")
+        if isinstance(n_points, bool) or not isinstance(n_points, int | np.integer) \
+                or n_points < 2:
+            raise ValueError(f"n_points={n_points!r} must be an integer >= 2")
+        t = np.linspace(0.0, 1.0, int(n_points))
+        dt = t[1] - t[0]
+        rate = self.kappa + self.riccati(t)
+
+        def end_mean(s0):
+            s, m = s0, self.m0
+            for n in range(t.size - 1):
+                s, m = s + dt * (self.q * c + rate[n] * s), m + dt * (-rate[n] * m - s)
+            return m
+
+        m_a, m_b = end_mean(0.0), end_mean(1.0)
+        return float((self.m_tar - m_a) / (m_b - m_a))
 
 
 class LQGBenchmark:

@@ -20,10 +20,28 @@ operator is its exact transpose, so :math:`M\\ge0` and :math:`h^d\\sum M` is con
 Reflecting walls drop the one-sided differences that leave the box (zero flux).
 
 Ergodic (:math:`n_t` = None): unknowns :math:`(U, M, \\lambda)` with
-:math:`-\\nu\\Delta_hU + g(D_hU, M) + \\lambda = V + f(M)`, :math:`-\\nu\\Delta_hM + A(U,M)^\\top M = 0`,
+:math:`-\\nu\\Delta_hU + g(D_hU, M) + \\lambda = V + f(M)`,
+:math:`-\\nu\\Delta_hM + A(U,M)^\\top M = 0`,
 :math:`h^d\\sum M = 1`, :math:`h^d\\sum U = 0`.
 
-Residual norms are max norms of these (unscaled) residuals.
+Residual norms are max norms of these (unscaled) residuals. Their round-off floor at the discrete
+solution is about :math:`\\varepsilon\\,\\nu h^{-2}\\max M` (observed 1e-12 at 50 x 50, 9e-11 at
+400 x 400 on the periodic benchmark).
+
+Linear algebra of a Newton step
+-------------------------------
+Ordered as ``[U; M]`` the Jacobian is ``[[L, J_UM], [E, K]]``: ``L`` block upper-bidiagonal
+in time (blocks :math:`I/\\Delta t - \\nu\\Delta_h + A(U^n)`), ``K`` block lower-bidiagonal (the
+transposed blocks, exactly ``L^T`` for an ``m``-independent ``H``), ``E`` the derivative of the
+transport (a weighted :math:`D_h^\\top D_h`), ``J_UM`` the coupling (diagonal, dense or low rank).
+``linear_solver="krylov"`` eliminates ``U`` with backward sweeps and runs GMRES on the Schur
+complement :math:`K - E L^{-1}J_{UM}`, right-preconditioned by the forward sweep :math:`K^{-1}`
+(the preconditioned operator is :math:`I + E L^{-1}C K^{-1}`, :math:`C = -J_{UM}`; its eigenvalues
+are real and :math:`\\ge 1` for a non-decreasing local coupling and m-independent H; about
+13 iterations at 1e-10, independent of the mesh). In 2-D/3-D with :math:`\\nu > 0` the per-step
+factorisations are avoided: GMRES runs on the whole system with a block Gauss-Seidel heat
+preconditioner solved by DCT/FFT (``preconditioner="heat"``). ``"direct"`` factorises the whole
+system with SuperLU in a nested-dissection order of the space-time lattice.
 """
 
 from __future__ import annotations
@@ -42,12 +60,18 @@ from ..model import MassNormalisationWarning, MFGProblem
 from ..results import Solution
 from . import kernels as K
 from .coupling_terms import CouplingJacobian, coupling_value
-from .linear_solvers import StepMatrices, gmres
+from .linear_solvers import HeatSweeps, StepMatrices, gmres
 from .numerical_hamiltonians import NumericalHamiltonian
 from .orderings import nested_dissection
 from .stencil import Stencil
 
 LINEAR_SOLVERS = ("auto", "direct", "krylov")
+PRECONDITIONERS = ("auto", "exact", "heat")
+
+#: With ``preconditioner="auto"`` the heat preconditioner is used for a Newton step only while
+#: the transport part of the Jacobian blocks is this small relative to their heat part
+#: (max over nodes of ``sum_j |dg_j|/h_j`` over ``1/dt + 2 nu sum_k 1/h_k^2``).
+HEAT_TRANSPORT_RATIO = 0.5
 
 
 
@@ -88,7 +112,16 @@ class FDDiscretisation:
         ``"auto"`` (``"krylov"``, falling back to ``"direct"`` if GMRES stalls). Ergodic systems
         are always solved directly.
     krylov_rtol
-        Relative tolerance of GMRES (2-norm of the Schur-complement residual).
+        Relative tolerance of GMRES (2-norm of the residual of the system it iterates on).
+    preconditioner
+        Krylov variant. ``"exact"``: GMRES on the Schur complement in ``M``; every time step's
+        block is factorised (tridiagonal elimination in 1-D, SuperLU otherwise) and the
+        backward/forward sweeps are exact. ``"heat"``: GMRES on the whole system, right-
+        preconditioned by a block Gauss-Seidel sweep (backward HJB, then forward FP) whose
+        blocks are the heat operators :math:`I/\\Delta t - \\nu\\Delta_h`, solved by DCT/FFT (no
+        factorisation; needs ``nu > 0``); falls back to ``"exact"`` if GMRES stalls.
+        ``"auto"``: ``"heat"`` in 2-D/3-D with ``nu > 0`` for the Newton steps where the
+        transport is small next to the diffusion (``HEAT_TRANSPORT_RATIO``), else ``"exact"``.
 
     Attributes
     ----------
@@ -109,6 +142,7 @@ class FDDiscretisation:
         *,
         linear_solver: str = "auto",
         krylov_rtol: float = 1e-10,
+        preconditioner: str = "auto",
     ):
         if not isinstance(problem, MFGProblem):
             raise TypeError(f"problem={problem!r} must be a mfg_solvers.MFGProblem")
@@ -131,6 +165,12 @@ class FDDiscretisation:
             raise ValueError(
                 f"linear_solver={linear_solver!r} is not known; allowed: {list(LINEAR_SOLVERS)}"
             )
+        if preconditioner not in PRECONDITIONERS:
+            raise ValueError(
+                f"preconditioner={preconditioner!r} is not known; allowed: {list(PRECONDITIONERS)}"
+            )
+        if preconditioner == "heat" and float(problem.nu) <= 0.0:
+            raise ValueError("preconditioner='heat' needs a viscosity nu > 0")
         krylov_rtol = float(krylov_rtol)
         if not 0.0 < krylov_rtol < 1.0:
             raise ValueError(f"krylov_rtol={krylov_rtol!r} must lie in (0, 1)")
@@ -139,6 +179,10 @@ class FDDiscretisation:
         self.ergodic = problem.ergodic
         self.linear_solver = linear_solver
         self.krylov_rtol = krylov_rtol
+        self._preconditioner_arg = preconditioner
+        if preconditioner == "auto":
+            preconditioner = "heat" if (grid.dim >= 2 and problem.nu > 0) else "exact"
+        self.preconditioner = preconditioner
         self.nu = float(problem.nu)
         self.size = grid.size
         self.dim = grid.dim
@@ -168,7 +212,12 @@ class FDDiscretisation:
         #: tolerance of the per-step Newton solves of :meth:`solve_hjb` / :meth:`solve_fp`
         self.step_tol = 1e-12
         self.timings = {"assembly": 0.0, "linear_solve": 0.0}
-        self.stats = {"newton_directions": 0, "krylov_iterations": [], "direct_fallbacks": 0}
+        self.stats = {
+            "newton_directions": 0,
+            "krylov_iterations": [],
+            "direct_fallbacks": 0,
+            "heat_fallbacks": 0,
+        }
 
     # =========================================================================================
     # small helpers
@@ -220,7 +269,7 @@ class FDDiscretisation:
         return q
 
     def _ham(self, q, m):
-        """``g`` (B, N) and ``dg`` (B, N, 2d) of slots ``q`` (B, N, 2d) at densities ``m`` (B, N)."""
+        """``g`` (B, N) and ``dg`` (B, N, 2d) of the slots ``q`` (B, N, 2d) at densities ``m``."""
         B, N, s = q.shape
         g = np.empty(B * N)
         dg = np.empty((B * N, s))
@@ -233,7 +282,9 @@ class FDDiscretisation:
         gm = np.empty(B * N)
         dgm = np.empty((B * N, s))
         mm = np.ascontiguousarray(m, dtype=float).reshape(B * N)
-        K.ham_m_derivatives(q.reshape(B * N, s), mm, self.ham.kind, self.ham.p0, self.ham.p1, gm, dgm)
+        K.ham_m_derivatives(
+            q.reshape(B * N, s), mm, self.ham.kind, self.ham.p0, self.ham.p1, gm, dgm
+        )
         return gm.reshape(B, N), dgm.reshape(B, N, s)
 
     def _laplacian(self, X2):
@@ -252,16 +303,6 @@ class FDDiscretisation:
             dg, float(shift), self.nu, self.stencil.nbp, self.stencil.nbm, self.stencil.inv_h, coef
         )
         return coef
-
-    def _hess_apply(self, q, m, weight, v):
-        """``D^T (weight * d2g(q, m) D v)`` for batches (B, N)."""
-        out = np.empty(v.shape)
-        st = self.stencil
-        K.transport_hessian_apply(
-            q, m, self.ham.kind, self.ham.p0, self.ham.p1, weight,
-            np.ascontiguousarray(v, dtype=float), st.nbp, st.nbm, st.inv_h, out,
-        )
-        return out
 
     def _running(self, M2):
         """``V + f(M2)`` for a batch of densities (B, N)."""
@@ -340,7 +381,8 @@ class FDDiscretisation:
         if self.ham.depends_on_m:
             gm, dgm = self._ham_m(q, Mh)
             lin["gm"] = gm
-            lin["coefK"] = self._coef(dg + Mh[:, :, None] * dgm, self._inv_dt)
+            lin["dgK"] = dg + Mh[:, :, None] * dgm
+            lin["coefK"] = self._coef(lin["dgK"], self._inv_dt)
         else:
             lin["gm"] = None
             lin["coefK"] = lin["coefL"]
@@ -499,7 +541,18 @@ class FDDiscretisation:
             method = "krylov"
         dU = dM = None
         if method == "krylov":
-            dU, dM, info = self._solve_krylov(lin, -RU, -RM)
+            info = None
+            use_heat = self.preconditioner == "heat" and (
+                self._preconditioner_arg == "heat"
+                or self._transport_ratio(lin) <= HEAT_TRANSPORT_RATIO
+            )
+            if use_heat:
+                dU, dM, info = self._solve_krylov_heat(lin, -RU, -RM)
+                if not info.converged:
+                    self.stats["heat_fallbacks"] += 1
+                    self.stats["krylov_iterations"].append(info.iterations)
+            if info is None or not info.converged:
+                dU, dM, info = self._solve_krylov(lin, -RU, -RM)
             if info is not None:
                 self.stats["krylov_iterations"].append(info.iterations)
             if info is not None and not info.converged:
@@ -564,6 +617,65 @@ class FDDiscretisation:
         dU = Lm.backward(rU - self._apply_JUM(lin, dM), inv_dt, term)
         return dU, dM, info
 
+    def _apply_L(self, lin, u):
+        """HJB Jacobian block ``L`` (backward block bidiagonal) applied to ``u`` (nU, N)."""
+        nt, st = self.nt, self.stencil
+        out = np.empty_like(u)
+        K.stencil_apply(lin["coefL"], st.nbp, st.nbm, np.ascontiguousarray(u[:nt]), out[:nt])
+        out[: nt - 1] -= self._inv_dt * u[1:nt]
+        if self.terminal_unknown:
+            out[nt - 1] -= self._inv_dt * u[nt]
+            out[nt] = u[nt]
+        return out
+
+    def _apply_K(self, lin, m):
+        """FP Jacobian block ``K`` (forward block bidiagonal, transposed blocks) times ``m``."""
+        st = self.stencil
+        out = np.empty_like(m)
+        K.stencil_apply_transpose(lin["coefK"], st.nbp, st.nbm, m, out)
+        out[1:] -= self._inv_dt * m[:-1]
+        return out
+
+    def _transport_ratio(self, lin) -> float:
+        """Size of the transport part of the Jacobian blocks relative to their heat part."""
+        ih = np.repeat(self.stencil.inv_h, 2)
+        transport = float(np.max(np.abs(lin["dg"]) @ ih)) if lin["dg"].size else 0.0
+        if lin["coefK"] is not lin["coefL"]:
+            transport = max(transport, float(np.max(np.abs(lin["dgK"]) @ ih)))
+        heat = self._inv_dt + 2.0 * self.nu * float(np.sum(self.stencil.inv_h**2))
+        return transport / heat
+
+    def _solve_krylov_heat(self, lin, rU, rM):
+        """GMRES on the whole system, right-preconditioned by a heat block Gauss-Seidel sweep.
+
+        ``P = [[H_b, 0], [E, H_f]]`` with ``H_b``/``H_f`` the backward/forward block-bidiagonal
+        heat operators (spectral solves, :class:`~mfg_solvers.fd.linear_solvers.HeatSweeps`)
+        and ``E`` the exact transport derivative; ``P^{-1}`` = backward heat sweep for ``U``,
+        then forward heat sweep for ``M``.
+        """
+        if getattr(self, "_heat", None) is None:
+            self._heat = HeatSweeps(self.grid, self.nu, self._inv_dt)
+        heat, term = self._heat, self.terminal_unknown
+        su, sm = rU.shape, rM.shape
+        nu_ = rU.size
+
+        def pinv(x):
+            u = heat.backward(x[:nu_].reshape(su), term)
+            m = heat.forward(x[nu_:].reshape(sm) - self._apply_E(lin, u))
+            return u, m
+
+        def op(y):
+            u, m = pinv(y)
+            a = self._apply_L(lin, u) + self._apply_JUM(lin, m)
+            b = self._apply_E(lin, u) + self._apply_K(lin, m)
+            return np.concatenate([a.ravel(), b.ravel()])
+
+        rhs = np.concatenate([rU.ravel(), rM.ravel()])
+        restart = int(np.clip(1e9 / (8.0 * rhs.size), 30, 200))
+        y, info = gmres(op, rhs, rtol=self.krylov_rtol, restart=restart, maxiter=100)
+        dU, dM = pinv(y)
+        return dU, dM, info
+
     # -- decoupled solves ------------------------------------------------------------------------
     def _step_newton(self, x, residual_fn, coef_fn, transpose, what, damped=False):
         """Newton for one implicit step: ``residual_fn(x) -> (R, scale)``; Jacobian ``coef_fn(x)``.
@@ -575,9 +687,15 @@ class FDDiscretisation:
         """
         R, scale = residual_fn(x)
         rn = float(np.max(np.abs(R)))
+        polish = False
         for _ in range(100):
             if rn <= self.step_tol * (1.0 + scale):
-                return x
+                # The test is relative to the size of the right-hand side; one more (quadratically
+                # convergent) step takes the absolute residual to round-off, so that outer solvers
+                # with absolute tolerances are not left above them (a stalled fixed point).
+                if polish or damped or rn == 0.0:
+                    return x
+                polish = True
             coef = coef_fn(x)
             dx = StepMatrices(self.stencil, coef[None]).solve(0, R, transpose=transpose)
             if not np.all(np.isfinite(dx)):
@@ -598,7 +716,7 @@ class FDDiscretisation:
                     raise ConvergenceError(f"{what}: the line search failed (residual {rn:.3e})")
             small = float(np.max(np.abs(theta * dx))) <= 1e-15 * (1.0 + float(np.max(np.abs(xn))))
             x, R, rn, scale = xn, Rn, rnn, scale_n
-            if small and rn <= 1e-9 * (1.0 + scale):
+            if polish or (small and rn <= 1e-9 * (1.0 + scale)):
                 return x
         raise ConvergenceError(
             f"{what}: Newton on the implicit step did not converge (residual {rn:.3e})"
@@ -607,20 +725,35 @@ class FDDiscretisation:
     def solve_hjb(self, M):
         """``U`` solving the discrete HJB backward for the frozen density path ``M`` (nt+1, N).
 
-        Each implicit step :math:`U^n/\\Delta t - \\nu\\Delta_hU^n + g(D_hU^n, M^{n+1}) = U^{n+1}/\\Delta t
+        Each implicit step
+        :math:`U^n/\\Delta t - \\nu\\Delta_hU^n + g(D_hU^n, M^{n+1}) = U^{n+1}/\\Delta t
         + V + f(M^{n+1})` is solved by (semismooth) Newton to ``step_tol``; its Jacobian is an
         M-matrix. Ergodic: returns ``(U, lam)`` for the stationary HJB with ``h^d sum U = 0``.
         """
         if self.ergodic:
             return self._solve_hjb_ergodic(self._as_field("M", M, ()))
         M = self._as_field("M", M, (self.nt + 1,))
-        nt, dt = self.nt, self.dt
+        nt = self.nt
         t0 = time.perf_counter()
         F = self._running(np.ascontiguousarray(M[1:]))
         U = np.empty((nt + 1, self.size))
         U[nt] = self._terminal_value(M[nt])
         inv_dt = self._inv_dt
         nu = self.nu
+        if self.dim == 1:
+            st = self.stencil
+            failed = K.hjb_backward_1d(
+                U, F, np.ascontiguousarray(M[1:]), st.nbp, st.nbm, st.inv_h, nu, inv_dt,
+                bool(self.grid.periodic[0]), self.ham.kind, self.ham.p0, self.ham.p1,
+                self.step_tol, 100,
+            )
+            self._tick("linear_solve", t0)
+            if failed >= 0:
+                raise ConvergenceError(
+                    f"solve_hjb step {failed}: Newton on the implicit step did not converge"
+                )
+            self._check_finite("solve_hjb", U)
+            return U
         for n in range(nt - 1, -1, -1):
             rhs = U[n + 1] * inv_dt + F[n]
             scale = float(np.max(np.abs(rhs)))
@@ -637,7 +770,6 @@ class FDDiscretisation:
                 return self._coef(dg, inv_dt)[0]
 
             U[n] = self._step_newton(U[n + 1].copy(), res, jac, False, f"solve_hjb step {n}")
-        _ = dt
         self._tick("linear_solve", t0)
         return U
 
@@ -732,7 +864,8 @@ class FDDiscretisation:
             raise ValueError(f"policy b has shape {P.b.shape}; expected {expect}")
 
     def solve_hjb_policy(self, P: FDPolicy, M):
-        """``U`` solving the linear HJB :math:`(U^n-U^{n+1})/\\Delta t - \\nu\\Delta_hU^n + b\\cdot D_hU^n + c
+        """``U`` solving the linear HJB
+        :math:`(U^n-U^{n+1})/\\Delta t - \\nu\\Delta_hU^n + b\\cdot D_hU^n + c
         = V + f(M^{n+1})` (one backward sweep). Ergodic: ``(U, lam)``."""
         self._check_policy(P)
         if self.ergodic:
@@ -752,7 +885,8 @@ class FDDiscretisation:
         return U
 
     def solve_fp_policy(self, P: FDPolicy):
-        """``M`` solving the FP with the frozen policy: :math:`(I/\\Delta t - \\nu\\Delta_h + B_n^\\top)
+        """``M`` solving the FP with the frozen policy:
+        :math:`(I/\\Delta t - \\nu\\Delta_h + B_n^\\top)
         M^{n+1} = M^n/\\Delta t` (one forward sweep). Ergodic: the stationary density."""
         self._check_policy(P)
         if self.ergodic:
@@ -811,7 +945,8 @@ class FDDiscretisation:
         ec = np.empty_like(er)
         ev = np.empty(N * 4 * npair)
         K.transport_jacobian_coo(
-            q[0], M, M, self.ham.kind, self.ham.p0, self.ham.p1, st.nbp, st.nbm, st.inv_h, er, ec, ev
+            q[0], M, M, self.ham.kind, self.ham.p0, self.ham.p1, st.nbp, st.nbm, st.inv_h,
+            er, ec, ev,
         )
         E = sp.csr_matrix((ev, (er, ec)), shape=(N, N))
         one = np.ones((N, 1))
@@ -943,10 +1078,14 @@ class FDDiscretisation:
             return FDDiscretisation(
                 prob, self.grid, self.nt, linear_solver=self.linear_solver,
                 krylov_rtol=self.krylov_rtol,
+                preconditioner=(
+                    "auto" if (self._preconditioner_arg == "heat" and v == 0.0)
+                    else self._preconditioner_arg
+                ),
             )
 
     def control(self, state) -> np.ndarray:
-        """Upwind feedback :math:`\\alpha_k = -(\\partial_{q_{2k}}g + \\partial_{q_{2k+1}}g)` per node.
+        """Upwind feedback :math:`\\alpha_k = -(\\partial_{q_{2k}}g + \\partial_{q_{2k+1}}g)`.
 
         This is the drift the discrete FP transports ``M`` with (consistent with
         :math:`-\\partial_pH(\\nabla u)`). Time-dependent: level ``n < nt`` uses

@@ -17,7 +17,8 @@ a slot whose difference would leave the box is dropped (set to 0 and never diffe
 Stencil matrices. A matrix with the sparsity of the ``2d+1``-point stencil is stored as
 coefficients ``coef[i, e]``: ``e = 0`` the diagonal, ``e = 1 + 2k`` the coefficient of
 ``U_{nbp[k, i]}``, ``e = 2 + 2k`` that of ``U_{nbm[k, i]}`` (0 where the neighbour is absent).
-The HJB Jacobian :math:`\\sigma I - \\nu\\Delta_h + A(U)` (:func:`stencil_coefficients`) is of this form,
+The HJB Jacobian :math:`\\sigma I - \\nu\\Delta_h + A(U)` (:func:`stencil_coefficients`) is of
+this form,
 and so (transposed) is the FP operator.
 
 Arrays with a leading *batch* axis ``B`` hold several time levels at once.
@@ -54,7 +55,10 @@ def compute_slots(U, nbp, nbm, inv_h, q):
 
 @njit(cache=True)
 def slot_adjoint(W, nbp, nbm, inv_h, out):
-    """``out[b] = D^T W[b]``: :math:`\\sum_i\\sum_j W_{ij}\\,\\partial q_{ij}/\\partial U_l` (overwrites ``out``)."""
+    """``out[b] = D^T W[b]``, i.e. :math:`\\sum_i\\sum_j W_{ij}\\,\\partial q_{ij}/\\partial U_l`.
+
+    Overwrites ``out``.
+    """
     B, N, _ = W.shape
     d = nbp.shape[0]
     for b in range(B):
@@ -107,7 +111,7 @@ def _upwind_part(v, j):
 
 @njit(cache=True)
 def ham_values(q, m, kind, p0, p1, g, dg):
-    """Numerical Hamiltonian ``g[r]`` and slot gradient ``dg[r, :]`` for rows ``r`` of ``q`` (K, 2d).
+    """Numerical Hamiltonian ``g[r]`` and slot gradient ``dg[r, :]`` for the rows of ``q`` (K, 2d).
 
     ``S = sum_j s_j^2`` with ``s`` the upwind parts; quadratic ``g = S/2``; power law
     ``g = S^{gamma/2}/gamma`` (``p0 = gamma``); congestion ``g = S/(2 (c+m)^alpha)``
@@ -198,7 +202,6 @@ def transport_jacobian_coo(q, m, weight, kind, p0, p1, nbp, nbm, inv_h, rows, co
     ``(i, i, 0)``. Returns nothing; duplicates are summed by the caller (``coo -> csr``).
     """
     N, s = q.shape
-    d = s // 2
     full = kind == POWER
     npair = s * s if full else s
     nodes = np.empty(2, np.int64)
@@ -279,7 +282,6 @@ def transport_jacobian_coo(q, m, weight, kind, p0, p1, nbp, nbm, inv_h, rows, co
             cols[base + t] = i
             vals[base + t] = 0.0
             t += 1
-    _ = d
 
 
 # ---------------------------------------------------------------------------------------------
@@ -351,18 +353,6 @@ def stencil_apply_transpose(coef, nbp, nbm, x, out):
                 m = nbm[k, i]
                 if m >= 0:
                     out[b, m] += coef[b, i, 2 + 2 * k] * xi
-
-
-@njit(cache=True)
-def stencil_csr_data(coef, pos, data):
-    """Scatter ``coef`` (B, N, E) into CSR/CSC data arrays ``data`` (B, nnz) through ``pos`` (N, E)."""
-    B, N, E = coef.shape
-    for b in range(B):
-        for i in range(N):
-            for e in range(E):
-                p = pos[i, e]
-                if p >= 0:
-                    data[b, p] = coef[b, i, e]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -449,63 +439,6 @@ def solve_stencil_1d(coef, periodic, transpose, r, x):
             c[i] = coef[i, 1]
             a[i] = coef[i, 2]
     tridiag_solve(a, b, c, r, periodic, work, x)
-
-
-@njit(cache=True)
-def backward_sweep_1d(coef, periodic, inv_dt, rhs, terminal, out):
-    """Backward block substitution of the block upper-bidiagonal HJB Jacobian (1-D).
-
-    Solves ``C_n x_n - x_{n+1}/dt = rhs_n`` for ``n = nb-1, ..., 0`` with ``coef`` (nb, N, 3).
-    If ``terminal``, ``rhs``/``out`` have ``nb+1`` rows and ``x_nb = rhs_nb`` (identity block);
-    otherwise the coupling to ``x_nb`` is absent.
-    """
-    nb, n, _ = coef.shape
-    a = np.empty(n)
-    b = np.empty(n)
-    c = np.empty(n)
-    r = np.empty(n)
-    work = np.empty((3, n))
-    xn = np.empty(n)
-    if terminal:
-        for i in range(n):
-            out[nb, i] = rhs[nb, i]
-    for t in range(nb - 1, -1, -1):
-        for i in range(n):
-            b[i] = coef[t, i, 0]
-            c[i] = coef[t, i, 1]
-            a[i] = coef[t, i, 2]
-            r[i] = rhs[t, i]
-        if t + 1 < nb or terminal:
-            for i in range(n):
-                r[i] += out[t + 1, i] * inv_dt
-        tridiag_solve(a, b, c, r, periodic, work, xn)
-        for i in range(n):
-            out[t, i] = xn[i]
-
-
-@njit(cache=True)
-def forward_sweep_1d(coef, periodic, inv_dt, rhs, out):
-    """Forward block substitution with the transposed blocks (1-D FP Jacobian).
-
-    Solves ``C_n^T x_n - x_{n-1}/dt = rhs_n`` for ``n = 0, ..., nb-1`` (no ``x_{-1}`` term).
-    """
-    nb, n, _ = coef.shape
-    a = np.empty(n)
-    b = np.empty(n)
-    c = np.empty(n)
-    r = np.empty(n)
-    work = np.empty((3, n))
-    xn = np.empty(n)
-    for t in range(nb):
-        _transpose_coefficients_1d(coef[t], periodic, a, b, c)
-        for i in range(n):
-            r[i] = rhs[t, i]
-        if t > 0:
-            for i in range(n):
-                r[i] += out[t - 1, i] * inv_dt
-        tridiag_solve(a, b, c, r, periodic, work, xn)
-        for i in range(n):
-            out[t, i] = xn[i]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -623,69 +556,6 @@ def factored_sweep_1d(fac, scal, periodic, inv_dt, rhs, backward, terminal, out)
                 out[t, i] = x[i]
 
 
-# ---------------------------------------------------------------------------------------------
-# fused derivative of the FP transport with respect to U
-# ---------------------------------------------------------------------------------------------
-@njit(cache=True)
-def transport_hessian_apply(q, m, kind, p0, p1, weight, v, nbp, nbm, inv_h, out):
-    """``out[b] = D^T (weight[b] * d^2g/dq^2(q[b], m[b]) D v[b])`` (B, N), without temporaries.
-
-    With ``weight = M^{n+1}`` this is the derivative of the FP transport
-    :math:`A(U^n)^T M^{n+1}` with respect to :math:`U^n`, applied to ``v``.
-    """
-    B, N, s = q.shape
-    d = s // 2
-    dv = np.empty(s)
-    sl = np.empty(s)
-    for b in range(B):
-        for i in range(N):
-            out[b, i] = 0.0
-        for i in range(N):
-            vi = v[b, i]
-            S = 0.0
-            sv = 0.0
-            for k in range(d):
-                p = nbp[k, i]
-                mm = nbm[k, i]
-                dv[2 * k] = (v[b, p] - vi) * inv_h[k] if p >= 0 else 0.0
-                dv[2 * k + 1] = (vi - v[b, mm]) * inv_h[k] if mm >= 0 else 0.0
-            for j in range(s):
-                sj = _upwind_part(q[b, i, j], j)
-                sl[j] = sj
-                S += sj * sj
-                sv += sj * dv[j]
-            if kind == POWER:
-                if S > 0.0:
-                    a = S ** (0.5 * p0 - 1.0)
-                    bb = (p0 - 2.0) * S ** (0.5 * p0 - 2.0)
-                else:
-                    a = 0.0
-                    bb = 0.0
-            elif kind == CONGESTION:
-                a = (p0 + m[b, i]) ** (-p1)
-                bb = 0.0
-            else:
-                a = 1.0
-                bb = 0.0
-            wr = weight[b, i]
-            if wr == 0.0 or (a == 0.0 and bb == 0.0):
-                continue
-            for k in range(d):
-                for e in range(2):
-                    j = 2 * k + e
-                    chi = 1.0 if sl[j] != 0.0 else 0.0
-                    hv = wr * (a * chi * dv[j] + bb * sl[j] * sv)
-                    if hv == 0.0:
-                        continue
-                    w = hv * inv_h[k]
-                    if e == 0:
-                        out[b, nbp[k, i]] += w
-                        out[b, i] -= w
-                    else:
-                        out[b, i] += w
-                        out[b, nbm[k, i]] -= w
-
-
 @njit(cache=True)
 def hessian_weights(q, m, kind, p0, p1, weight, hw, hb, sl):
     """Per-node data of ``E = D^T diag(weight * d2g) D``: ``d2g = diag(hw) + hb s s^T``.
@@ -755,3 +625,78 @@ def hessian_weights_apply(hw, hb, sl, power, v, nbp, nbm, inv_h, out):
                     w = hv * ih
                     out[b, i] += w
                     out[b, nbm[k, i]] -= w
+
+
+# ---------------------------------------------------------------------------------------------
+# 1-D backward HJB solve (fixed-point iterations call it at every outer iteration)
+# ---------------------------------------------------------------------------------------------
+@njit(cache=True)
+def hjb_backward_1d(U, F, Mh, nbp, nbm, inv_h, nu, inv_dt, periodic, kind, p0, p1, tol, maxit):
+    """Backward implicit HJB steps in 1-D, each solved by semismooth Newton (Howard).
+
+    ``U`` (nt+1, N) holds ``U[nt]`` on entry and receives ``U[0..nt-1]``; ``F`` (nt, N) is
+    ``V + f(M^{n+1})`` and ``Mh`` (nt, N) the densities ``M^{n+1}`` (congestion only). Step ``n``
+    solves ``U^n inv_dt - nu Lap U^n + g(D U^n, M^{n+1}) = U^{n+1} inv_dt + F^n`` until
+    ``max|R| <= tol (1 + max|rhs|)``. Returns -1 on success, else the index of the failed step.
+    """
+    nt, N = F.shape
+    x = np.empty((1, N))
+    q = np.empty((1, N, 2))
+    g = np.empty(N)
+    dg = np.empty((1, N, 2))
+    lap = np.empty((1, N))
+    coef = np.empty((1, N, 3))
+    rhs = np.empty(N)
+    R = np.empty(N)
+    dx = np.empty(N)
+    for n in range(nt - 1, -1, -1):
+        scale = 0.0
+        for i in range(N):
+            x[0, i] = U[n + 1, i]
+            rhs[i] = U[n + 1, i] * inv_dt + F[n, i]
+            scale = max(scale, abs(rhs[i]))
+        ok = False
+        polish = False
+        for _ in range(maxit):
+            compute_slots(x, nbp, nbm, inv_h, q)
+            ham_values(q[0], Mh[n], kind, p0, p1, g, dg[0])
+            laplacian_apply(x, nbp, nbm, inv_h, lap)
+            rn = 0.0
+            for i in range(N):
+                R[i] = x[0, i] * inv_dt - nu * lap[0, i] + g[i] - rhs[i]
+                rn = max(rn, abs(R[i]))
+            if polish:
+                ok = True
+                break
+            if rn <= tol * (1.0 + scale):
+                # relative test met: one more quadratically convergent step takes the absolute
+                # residual to round-off (outer solvers use absolute tolerances)
+                if rn == 0.0:
+                    ok = True
+                    break
+                polish = True
+            stencil_coefficients(dg, inv_dt, nu, nbp, nbm, inv_h, coef)
+            solve_stencil_1d(coef[0], periodic, False, R, dx)
+            step = 0.0
+            xmax = 0.0
+            for i in range(N):
+                x[0, i] -= dx[i]
+                step = max(step, abs(dx[i]))
+                xmax = max(xmax, abs(x[0, i]))
+            if not np.isfinite(step):
+                return n
+            if step <= 1e-15 * (1.0 + xmax):
+                # converged to round-off: accept if the residual is at round-off level
+                compute_slots(x, nbp, nbm, inv_h, q)
+                ham_values(q[0], Mh[n], kind, p0, p1, g, dg[0])
+                laplacian_apply(x, nbp, nbm, inv_h, lap)
+                rn = 0.0
+                for i in range(N):
+                    rn = max(rn, abs(x[0, i] * inv_dt - nu * lap[0, i] + g[i] - rhs[i]))
+                ok = rn <= 1e-9 * (1.0 + scale)
+                break
+        if not ok:
+            return n
+        for i in range(N):
+            U[n, i] = x[0, i]
+    return -1

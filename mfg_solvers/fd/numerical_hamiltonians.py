@@ -14,7 +14,8 @@ Properties (tested): *consistent*, :math:`g(p_1, p_1, \\dots, p_d, p_d) = H(p)`;
 non-increasing in the forward slots and non-decreasing in the backward slots; :math:`C^1` and
 convex in :math:`q`, piecewise :math:`C^2` (Newton on it is semismooth). The slot gradient is
 :math:`\\partial_{q_j} g = G'(S)\\,2 s_j` with :math:`g = G(S)`; the slot Hessian is
-:math:`2G'(S)\\,\\mathrm{diag}(\\chi) + 4G''(S)\\,s s^\\top` with :math:`\\chi_j = 1` where :math:`s_j \\ne 0`.
+:math:`2G'(S)\\,\\mathrm{diag}(\\chi) + 4G''(S)\\,s s^\\top` with :math:`\\chi_j = 1` where
+:math:`s_j \\ne 0`.
 
 Since :math:`g` is convex and positively homogeneous in the upwind parts, it is the supremum of
 the affine functions :math:`b\\cdot q + c(b)` over :math:`b = \\partial_q g(q^*)`, with offset
@@ -42,7 +43,8 @@ class NumericalHamiltonian:
         elif isinstance(hamiltonian, PowerLaw):
             self.kind, self.p0, self.p1 = K.POWER, float(hamiltonian.gamma), 0.0
         elif isinstance(hamiltonian, Congestion):
-            self.kind, self.p0, self.p1 = K.CONGESTION, float(hamiltonian.c), float(hamiltonian.alpha)
+            self.kind = K.CONGESTION
+            self.p0, self.p1 = float(hamiltonian.c), float(hamiltonian.alpha)
         else:
             raise TypeError(
                 f"hamiltonian={hamiltonian!r} has no finite-difference numerical Hamiltonian; "

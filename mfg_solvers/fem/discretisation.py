@@ -36,7 +36,8 @@ scale, comparable to finite-difference residuals); the rows of Dirichlet dofs ho
 The :class:`~mfg_solvers.results.Solution` (FEM variant, :meth:`FEMDiscretisation.to_solution`)
 has dims ``("t", "node")`` (``("node",)`` if ergodic): ``u``, ``m`` are nodal values at the
 dofs of :math:`V_h` sorted lexicographically by their coordinates (so that the order does not
-depend on the MPI partition); variables ``x``, ``y``, ``z`` (node) hold the coordinates,
+depend on the MPI partition); variables ``x``, ``y``, ``z`` (node) hold the coordinates
+(rounded to :math:`10^{-12}` times the mesh extent, for the same reason),
 ``weight`` (node) :math:`\\int\\varphi_i` (so that ``(m * weight).sum("node")`` is
 :math:`\\int m_h` exactly), ``cells`` (cell, corner) a linear simplicial mesh on the nodes (P2
 triangles split in four), ``mass`` (t) :math:`\\int m_h`, and with exits ``exit_flux``
@@ -53,13 +54,7 @@ import warnings
 import numpy as np
 
 from ..errors import ConvergenceError
-from ..model import (
-    MASS_WARNING_TOLERANCE,
-    LocalCoupling,
-    MassNormalisationWarning,
-    MFGProblem,
-    _uniform,
-)
+from ..model import MASS_WARNING_TOLERANCE, LocalCoupling, MassNormalisationWarning, MFGProblem
 from ..results import Solution
 from ._backend import MPI, fem, la, mesh
 from .blocks import BlockLayout, BlockMatrix, CSRPattern
@@ -67,6 +62,7 @@ from .forms import STABILISATIONS, MFGForms
 from .meshes import FEMMesh, mesh_for_domain
 
 DEGREES = (1, 2)
+LINEAR_SOLVERS = ("auto", "direct", "schur")
 
 
 def _evaluate(func, V, name):
@@ -114,7 +110,8 @@ class FEMDiscretisation:
     cip_gamma, cip_delta
         CIP coefficient :math:`\\gamma` and the smoothing :math:`\\delta` of :math:`|b\\cdot n|`.
     quadrature_degree
-        Quadrature degree of all forms (default :math:`2k + 2`).
+        Quadrature degree of the cell integrals (default :math:`2k`: exact for the mass
+        matrix; the facet integrals use :math:`2k`).
     forcing
         Optional ``forcing(x, t_u, t_m) -> (S_u, S_m)`` returning UFL expressions added as
         right-hand sides of the HJB and FP (manufactured solutions); ``x`` is the UFL spatial
@@ -124,21 +121,46 @@ class FEMDiscretisation:
         Options of the PETSc KSP of the Newton systems (default: MUMPS LU).
     inner_tol, inner_max_iter
         Tolerance (scaled residual) and iteration limit of the Newton solves of the single
-        steps in :meth:`solve_hjb` / :meth:`solve_fp`.
+        steps in :meth:`solve_hjb` / :meth:`solve_fp` (with backtracking on the residual).
+    initial
+        Starting state returned by :meth:`initial_guess`: ``"data"`` (cold start) or
+        ``"decoupled"`` (one decoupled HJB / FP sweep).
+    linear_solver
+        How :meth:`newton_direction` solves a time-dependent Newton system: ``"direct"`` (MUMPS
+        LU of the whole space-time matrix), ``"schur"`` (GMRES on the Schur complement in ``M``
+        with backward / forward sweeps, :mod:`mfg_solvers.fem.schur`) or ``"auto"`` (``"schur"``,
+        falling back to ``"direct"`` if GMRES stalls; ``"direct"`` with a terminal or mean
+        coupling). Ergodic systems are always solved directly.
+    krylov_options
+        ``rtol``, ``max_it``, ``restart`` of that GMRES.
     """
 
     def __init__(self, problem: MFGProblem, mesh: FEMMesh | None = None, nt: int | None = None,
                  *, degree: int = 1, n=None, exits=(), exit_cost=0.0,
                  stabilisation: str = "cip", cip_gamma: float = 0.05, cip_delta: float = 1e-3,
                  quadrature_degree: int | None = None, forcing=None, petsc_options=None,
-                 inner_tol: float = 1e-11, inner_max_iter: int = 50):
+                 inner_tol: float = 1e-11, inner_max_iter: int = 50, initial: str = "data",
+                 linear_solver: str = "auto", krylov_options=None):
         if not isinstance(problem, MFGProblem):
             raise TypeError(f"problem={problem!r} must be a mfg_solvers.MFGProblem")
         self._kwargs = dict(degree=degree, n=n, exits=exits, exit_cost=exit_cost,
                             stabilisation=stabilisation, cip_gamma=cip_gamma,
                             cip_delta=cip_delta, quadrature_degree=quadrature_degree,
                             forcing=forcing, petsc_options=petsc_options, inner_tol=inner_tol,
-                            inner_max_iter=inner_max_iter)
+                            inner_max_iter=inner_max_iter, initial=initial,
+                            linear_solver=linear_solver, krylov_options=krylov_options)
+        if linear_solver not in LINEAR_SOLVERS:
+            raise ValueError(
+                f"linear_solver={linear_solver!r} is not known; allowed: {list(LINEAR_SOLVERS)}"
+            )
+        self.linear_solver = linear_solver
+        self.krylov_options = dict(krylov_options or {})
+        self._schur = None
+        self.krylov_iterations: list[int] = []
+        self.direct_fallbacks = 0
+        if initial not in ("data", "decoupled"):
+            raise ValueError(f"initial={initial!r} is not known; allowed: ['data', 'decoupled']")
+        self.initial = initial
         if mesh is None:
             if n is None:
                 raise ValueError("mesh=None and n=None: give a FEMMesh or the cells per axis n")
@@ -319,7 +341,8 @@ class FEMDiscretisation:
         mass = self._sum(self.ones * m)
         if mass <= 0:
             raise ValueError("m0 has zero mass on the mesh")
-        if abs(mass - 1.0) > MASS_WARNING_TOLERANCE and m0 is not _uniform:
+        # (for an ergodic problem m0 is only the starting guess: normalised silently)
+        if abs(mass - 1.0) > MASS_WARNING_TOLERANCE and not self.ergodic:
             warnings.warn(f"m0 has mass {mass:.6g} on the mesh; normalised to 1",
                           MassNormalisationWarning, stacklevel=3)
         return m / mass
@@ -429,7 +452,23 @@ class FEMDiscretisation:
 
     # -- the interface: data ----------------------------------------------------------------
     def initial_guess(self):
-        """Cold start: ``U`` the terminal value (0 if ergodic), ``M`` the initial density."""
+        """The starting state of the coupling solvers (argument ``initial``).
+
+        ``"data"`` (cold start): ``U`` the terminal value (0 if ergodic) and ``M`` the initial
+        density at every time. ``"decoupled"``: one sweep of the decoupled solves from that cold
+        start, ``U = solve_hjb(M)`` then (finite horizon) ``M = solve_fp(U)`` -- a consistent
+        pair that makes Newton robust for small viscosity, exits or logarithmic couplings.
+        """
+        if self.initial == "decoupled":
+            if self.ergodic:
+                U, lam = self.solve_hjb(self.m0)
+                return U, self.m0.copy(), lam
+            U0, M0 = self._data_guess()
+            U = self.solve_hjb(M0)
+            return U, self.solve_fp(U)
+        return self._data_guess()
+
+    def _data_guess(self):
         if self.ergodic:
             return np.zeros(self.size), self.m0.copy(), 0.0
         U = np.empty((self.nt + 1, self.size))
@@ -596,6 +635,10 @@ class FEMDiscretisation:
         the constants in the kernel of its transpose.
         """
         state = self._check_state(state)
+        if self._use_schur():
+            out = self._newton_direction_schur(state)
+            if out is not None:
+                return out
         S = self._system("newton")
         F = self.forms
         t0 = time.perf_counter()
@@ -652,30 +695,95 @@ class FEMDiscretisation:
         dM[1:] = blocks[nU:]
         return dU, dM
 
+    def _use_schur(self) -> bool:
+        if self.linear_solver == "direct" or self.ergodic:
+            return False
+        return not (self._terminal_unknown or self.forms.coupling.is_mean)
+
+    def _newton_direction_schur(self, state):
+        """The Newton direction by GMRES on the Schur complement (:mod:`.schur`); ``None`` if
+        GMRES did not converge (then the direct solver takes over, unless
+        ``linear_solver="schur"``)."""
+        from .schur import SchurSolver
+
+        U, M = state
+        nt, F = self.nt, self.forms
+        t0 = time.perf_counter()
+        if self._schur is None:
+            self._schur = SchurSolver(self, **self.krylov_options)
+        sch = self._schur
+        RU = np.zeros((nt, self.size))
+        RM = np.zeros((nt, self.size))
+        for n in range(nt):
+            self._set_step(n, U, M)
+            RU[n] = self._vec(F.forms["RH"])
+            RM[n] = self._vec(F.forms["RF"])
+            sch.assemble_step(n)
+        c = self.cons_owned
+        if len(c):
+            RU[:, c] = U[:nt, c] - self.u_exit[c]
+            RM[:, c] = M[1:, c]
+        t1 = time.perf_counter()
+        sch.factorise()
+        dU_, dM_, converged = sch.solve(-RU, -RM)
+        t2 = time.perf_counter()
+        self.timings["assembly"] += t1 - t0
+        self.timings["linear_solve"] += t2 - t1
+        self.krylov_iterations.append(sch.iterations[-1])
+        if not converged:
+            if self.linear_solver == "schur":
+                raise ConvergenceError(
+                    f"GMRES on the Schur complement did not converge in {sch.iterations[-1]} "
+                    "iterations; use linear_solver='direct' or 'auto'"
+                )
+            self.direct_fallbacks += 1
+            return None
+        dU = np.zeros((nt + 1, self.size))
+        dM = np.zeros((nt + 1, self.size))
+        dU[:nt] = dU_
+        dM[1:] = dM_
+        return dU, dM
+
     # -- decoupled solves -------------------------------------------------------------------
     def _inner_newton(self, key, residual, values, update, x0, label):
         """Newton for one step: ``residual(x)`` (raw, Dirichlet rows set), ``values()``."""
         S = self._system(key)
-        x = x0
-        for _ in range(self.inner_max_iter):
-            r_blocks, r_scalars = residual(x)
+
+        def norm(r_blocks, r_scalars):
             scaled = np.concatenate([r_blocks / self.weights, np.atleast_1d(r_scalars)])
             if len(self.cons_owned):
                 scaled[self.cons_owned] = r_blocks[self.cons_owned]
-            if self._max_abs(scaled) < self.inner_tol:
+            value = self._max_abs(scaled)
+            return value if np.isfinite(value) else np.inf
+
+        x = x0
+        r_blocks, r_scalars = residual(x)
+        r = norm(r_blocks, r_scalars)
+        for _ in range(self.inner_max_iter):
+            if r < self.inner_tol:
                 return x
             rhs = S.layout.join([-r_blocks], -np.atleast_1d(r_scalars))
             dx = self._solve(S, values(), rhs)
             blocks, scalars = S.layout.split(dx)
-            x = update(x, blocks[0], scalars)
-            step = self._max_abs(blocks[0])
+            # backtracking on the max norm of the scaled residual (full steps near the solution)
+            alpha = 1.0
+            while True:
+                trial = update(x, alpha * blocks[0], alpha * scalars)
+                t_blocks, t_scalars = residual(trial)
+                rt = norm(t_blocks, t_scalars)
+                if rt <= (1.0 - 1e-4 * alpha) * r or alpha < 2.0**-12:
+                    break
+                alpha *= 0.5
+            if not np.isfinite(rt):
+                break
+            x, r_blocks, r_scalars, r = trial, t_blocks, t_scalars, rt
+            step = alpha * self._max_abs(blocks[0])
             scale = 1.0 + self._max_abs(x[0] if isinstance(x, tuple) else x)
             if step < 1e-14 * scale:
                 return x
-        r_blocks, _ = residual(x)
         raise ConvergenceError(
             f"{label}: Newton did not converge in {self.inner_max_iter} iterations "
-            f"(residual {self._max_abs(r_blocks / self.weights):.3e} >= {self.inner_tol:.1e})"
+            f"(residual {r:.3e} >= {self.inner_tol:.1e})"
         )
 
     def solve_hjb(self, M):
@@ -900,7 +1008,12 @@ class FEMDiscretisation:
         )
         all_coords = np.concatenate(self.comm.allgather(coords))
         all_global = np.concatenate(self.comm.allgather(l2g[:n]))
-        rounded = np.round(all_coords, 12)
+        # dof coordinates differ between partitions at round-off level: snap them to a grid
+        # of 1e-12 times the mesh extent, so that order and values do not depend on the ranks
+        extent = max(b - a for a, b in self.mesh.bounds)
+        quantum = 1e-12 * extent
+        rounded = np.round(all_coords / quantum) * quantum
+        all_coords = rounded
         order = np.lexsort(tuple(rounded[:, k] for k in range(dim - 1, -1, -1)))
         # position in the sorted order of each global dof index
         pos = np.empty(len(all_global), dtype=np.int64)

@@ -214,11 +214,12 @@ class MFGForms:
         self.dim = msh.topology.dim
         k = V.ufl_element().embedded_superdegree
         self.degree = k
-        q = 2 * k + 2 if quadrature_degree is None else int(quadrature_degree)
+        q = 2 * k if quadrature_degree is None else int(quadrature_degree)
         self.quadrature_degree = q
-        md = {"quadrature_degree": q}
-        dx = ufl.Measure("dx", domain=msh, metadata=md)
-        dS = ufl.Measure("dS", domain=msh, metadata=md)
+        dx = ufl.Measure("dx", domain=msh, metadata={"quadrature_degree": q})
+        # the CIP integrand is a product of two gradient jumps (degree k - 1 each) and a smooth
+        # weight: degree 2k is ample on the facets
+        dS = ufl.Measure("dS", domain=msh, metadata={"quadrature_degree": 2 * k})
         self.dx = dx
         x = ufl.SpatialCoordinate(msh)
         self.x = x

@@ -471,7 +471,13 @@ def room_mesh(width: float = 10.0, height: float = 6.0, *, obstacles: Sequence =
         gmsh.model.setCurrent(model_name)
         _build_room(gmsh, float(width), float(height), obstacles, doors, float(h))
     try:
-        data = dgmsh.model_to_mesh(gmsh.model, comm, 0, gdim=2)
+        # interior-facet (CIP) integrals need the facets on process boundaries to be ghosted
+        import dolfinx.graph
+
+        partitioner = mesh.create_cell_partitioner(
+            dolfinx.graph.partitioner(), mesh.GhostMode.shared_facet, 2
+        )
+        data = dgmsh.model_to_mesh(gmsh.model, comm, 0, gdim=2, partitioner=partitioner)
     finally:
         if comm.rank == 0:
             gmsh.model.remove()

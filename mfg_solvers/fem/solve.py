@@ -7,7 +7,8 @@ import inspect
 #: keyword arguments that configure the discretisation (the rest go to the solver)
 DISCRETISATION_OPTIONS = (
     "degree", "n", "exits", "exit_cost", "stabilisation", "cip_gamma", "cip_delta",
-    "quadrature_degree", "forcing", "petsc_options", "inner_tol", "inner_max_iter",
+    "quadrature_degree", "forcing", "petsc_options", "inner_tol", "inner_max_iter", "initial",
+    "linear_solver", "krylov_options",
 )
 
 

@@ -27,6 +27,7 @@ from .drifts import (
     StateDiffusion,
     grid_gradient,
 )
+from .exact import interval_survival, linear_mv_moments
 from .integrators import ParticleRun, cloud_moments, simulate
 from .interactions import (
     GaussianKernel,
@@ -38,9 +39,10 @@ from .interactions import (
     RegularisedCoulombKernel,
     interaction_drift,
 )
+from .mckean_vlasov import solve_mv_fokker_planck
 from .mpi import shard_range
-from .run import run_particles
 from .rng import gaussian_particles, standard_normals, uniform_particles, uniforms
+from .run import run_particles
 
 __all__ = [
     "AffineDrift",
@@ -67,10 +69,13 @@ __all__ = [
     "histogram",
     "interaction_drift",
     "interpolate",
+    "interval_survival",
     "kde",
     "kde_at",
+    "linear_mv_moments",
     "shard_range",
     "simulate",
+    "solve_mv_fokker_planck",
     "standard_normals",
     "uniform_particles",
     "uniforms",

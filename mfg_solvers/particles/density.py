@@ -12,7 +12,8 @@ A particle of mass :math:`w_p` (default :math:`1/N`) is spread over the nodes by
 The node masses are divided by the volume of the node's dual cell (:math:`h^d`, halved on each
 Neumann wall the node lies on) to give a density. For a linear density CIC is unbiased at the
 interior nodes; on a wall node it gives the density at the centroid of its half cell,
-:math:`h/3` inside the wall (an :math:`O(h)` bias, like the first-order FD density there). With ``normalise=True`` (default) the result is rescaled
+:math:`h/3` inside the wall (an :math:`O(h)` bias, like the first-order FD density there).
+With ``normalise=True`` (default) the result is rescaled
 to the package convention :math:`h^d\\sum_i m_i = 1` (``Grid.integrate``); the vertex-centred FD
 scheme uses the same convention, so the deposited density can be compared with an FD density node
 by node. Particles outside the box of a Neumann axis are dropped (their number is reported by

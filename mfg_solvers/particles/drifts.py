@@ -11,9 +11,9 @@ A particle follows :math:`dX_t = b(t, X_t)\\,dt + \\sigma\\,dW_t` (plus interact
   closed-form drifts of :mod:`mfg_solvers.analytic`);
 * :class:`GridDrift` -- a vector field sampled on a :class:`~mfg_solvers.grid.Grid`, multilinear in
   space and linear in time;
-* :class:`FeedbackDrift` -- the optimal feedback :math:`\\alpha^* = -\\partial_pH(\\nabla u, m)` of a
-  grid :class:`~mfg_solvers.results.Solution`: :math:`\\nabla u` by second-order differences on the
-  nodes (central inside, periodic wrap, second-order one-sided on Neumann walls, so exact for
+* :class:`FeedbackDrift` -- the optimal feedback :math:`\\alpha^* = -\\partial_pH(\\nabla u, m)`
+  of a grid :class:`~mfg_solvers.results.Solution`: :math:`\\nabla u` by second-order differences
+  on the nodes (central inside, periodic wrap, second-order one-sided on Neumann walls, so exact for
   quadratic :math:`u`), then a :class:`GridDrift`.
 
 Diffusion: a scalar :math:`\\sigma` (isotropic), a vector (diagonal) or a :math:`d\\times d` matrix

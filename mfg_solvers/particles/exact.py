@@ -23,13 +23,16 @@ The quadratic interaction :math:`W = \\tfrac k2|x|^2` is :math:`A \\to A - kI`, 
 OU process is :math:`B = 0`.
 
 With ``scheme="euler"`` the same quantities are returned for the Euler--Maruyama iterates
-(:math:`e^{M\\Delta t}\\to I + M\\Delta t`, :math:`\\int_0^{\\Delta t}\\to LL^\\top\\Delta t`), exact
+(:math:`e^{M\\Delta t}\\to I + M\\Delta t`,
+:math:`\\int_0^{\\Delta t}\\to LL^\\top\\Delta t`), exact
 for every :math:`\\Delta t`: their difference from the exact values is the weak error of the scheme.
 
 Brownian motion in an interval
 ------------------------------
-:func:`interval_survival`: :math:`P(\\tau > t)` for :math:`x_0 + sW` in :math:`(0, \\ell)` with absorbing
-ends, :math:`\\sum_{k\\,odd} \\frac4{k\\pi}\\sin\\frac{k\\pi x_0}{\\ell}\\,e^{-k^2\\pi^2 s^2 t/(2\\ell^2)}`.
+:func:`interval_survival`: :math:`P(\\tau > t)` for :math:`x_0 + sW` in :math:`(0, \\ell)` with
+absorbing ends,
+:math:`\\sum_{k\\,odd} \\frac4{k\\pi}\\sin\\frac{k\\pi x_0}{\\ell}
+\\,e^{-k^2\\pi^2 s^2 t/(2\\ell^2)}`.
 """
 
 from __future__ import annotations
@@ -113,7 +116,8 @@ def linear_mv_moments(t, m0, S0, A, B=0.0, c=0.0, L=0.0, N=None, scheme="exact",
 
 
 def interval_survival(x0, length, s, t, terms=200) -> float:
-    """:math:`P(\\tau > t)` for Brownian motion :math:`x_0 + sW` killed outside :math:`(0, \\ell)`."""
+    """:math:`P(\\tau > t)` for Brownian motion :math:`x_0 + sW` killed outside
+    :math:`(0, \\ell)`."""
     if not 0 < x0 < length:
         return 0.0
     k = 2 * np.arange(terms) + 1

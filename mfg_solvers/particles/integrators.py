@@ -16,9 +16,11 @@ array drifts :math:`b` of :mod:`.drifts`, and pairwise kernels from :mod:`.inter
 Schemes (:math:`\\Delta t = T / n_\\text{steps}`, :math:`z \\sim \\mathcal N(0, I)` from the
 counter-based streams of :mod:`.rng`):
 
-* ``"euler"`` -- Euler--Maruyama :math:`X_{n+1} = X_n + b_n\\Delta t + \\sigma_n\\sqrt{\\Delta t}\\,z`;
+* ``"euler"`` -- Euler--Maruyama
+  :math:`X_{n+1} = X_n + b_n\\Delta t + \\sigma_n\\sqrt{\\Delta t}\\,z`;
   weak order 1, strong order 1/2 (1 for additive noise).
-* ``"milstein"`` -- adds :math:`\\tfrac12\\sigma_k\\partial_k\\sigma_k(\\Delta W_k^2 - \\Delta t)` for a
+* ``"milstein"`` -- adds
+  :math:`\\tfrac12\\sigma_k\\partial_k\\sigma_k(\\Delta W_k^2 - \\Delta t)` for a
   :class:`~.drifts.StateDiffusion` (diagonal, commutative noise): strong order 1. With constant
   noise it coincides with Euler--Maruyama.
 * ``"exact"`` -- for a linear system (constant affine drift, moment interactions, constant noise,
@@ -28,11 +30,13 @@ counter-based streams of :mod:`.rng`):
 
   .. math::
 
-      X^i_{n+1} = e^{A_\\mathrm{dev}\\Delta t}(X^i_n - \\bar X_n) + e^{A_\\mathrm{mean}\\Delta t}\\bar X_n
+      X^i_{n+1} = e^{A_\\mathrm{dev}\\Delta t}(X^i_n - \\bar X_n)
+      + e^{A_\\mathrm{mean}\\Delta t}\\bar X_n
       + \\int_0^{\\Delta t}\\! e^{A_\\mathrm{mean}s}ds\\,c + L_\\mathrm{dev}(z_i - \\bar z)
       + L_\\mathrm{mean}\\bar z,
 
-  :math:`L L^\\top = \\int_0^{\\Delta t} e^{As}\\sigma\\sigma^\\top e^{A^\\top s}ds` (Van Loan). It is exact
+  :math:`L L^\\top = \\int_0^{\\Delta t} e^{As}\\sigma\\sigma^\\top e^{A^\\top s}ds` (Van Loan).
+  It is exact
   in law for any :math:`\\Delta t` (the OU process when :math:`B = 0`).
 
 Work is split into fixed blocks of :data:`BLOCK` particles (parallel ``prange`` over blocks);
@@ -57,6 +61,7 @@ from numba import njit, prange
 
 from ..errors import NaNError
 from ..grid import Grid
+from ._threads import threads_for
 from .boundaries import PERIODIC, Box, bridge_survival, fold, wrap
 from .density import _check_positions, deposit
 from .drifts import (
@@ -66,8 +71,7 @@ from .drifts import (
     noise_matrix,
 )
 from .interactions import Interaction, PairwiseInteraction
-from ._threads import threads_for
-from .mpi import local_layout, reduce_blocks
+from .mpi import allreduce_sum, local_layout, reduce_blocks
 from .rng import (
     EXIT_SLOT,
     StreamKeys,
@@ -87,93 +91,133 @@ SCHEMES = ("euler", "milstein", "exact")
 # ---------------------------------------------------------------------------------------------
 # kernels
 # ---------------------------------------------------------------------------------------------
+@njit(cache=True, inline="always")
+def _boundary(xo, xn, code, lo, hi):
+    """Apply the wall rule of one axis: ``(new coordinate, killed)``."""
+    if code == 1:
+        return wrap(xn, lo, hi), False
+    if code == 2:
+        return fold(xn, lo, hi), False
+    if code == 3 and (xn < lo or xn > hi):
+        return min(max(xn, lo), hi), True
+    return xn, False
+
+
 @njit(cache=True, parallel=True)
 def _sde_step_kernel(X, alive, exit_time, Barr, A, c, Ls, S, dS, milstein, dt, sqdt, t_next,
                      key_a, hashes, offset, codes, lo, hi, var_axis, bridge, sums, counts, bad):
     """One Euler--Maruyama / Milstein step of the live particles, in place.
 
-    ``Ls = L * sqrt(dt)`` for constant noise; ``S``/``dS`` (``(N, d)`` or empty) for a
-    state-dependent diagonal diffusion. Writes block sums of the new positions (live particles),
-    block counts of live particles and block counts of non-finite updates.
+    ``A`` (3x3), ``c`` (3) and ``Ls = L sqrt(dt)`` (3x3) are zero-padded to three axes. ``S``/``dS``
+    (``(N, d)`` or empty) give a state-dependent diagonal diffusion. Writes block sums of the new
+    positions (live particles), block counts of live particles and of non-finite updates.
+    The per-particle work uses scalar locals (no scratch arrays) for speed. Non-finite updates are
+    counted here only when a wall absorbs (it would clamp them); otherwise they reach the block
+    sums, which the driver checks.
     """
     N, d = X.shape
     nb = sums.shape[0]
     has_arr = Barr.shape[0] == N
     state = S.shape[0] == N
+    any_bc = False
     has_abs = False
     for k in range(d):
+        if codes[k] != 0:
+            any_bc = True
         if codes[k] == 3:
             has_abs = True
+    h0 = hashes[0]
+    h1 = hashes[1]
+    h2 = hashes[2]
+    hx = hashes[EXIT_SLOT]
     for b in prange(nb):
-        xo = np.zeros(3)
-        xn = np.zeros(3)
-        z = np.zeros(3)
-        s = np.zeros(3)
+        s0 = 0.0
+        s1 = 0.0
+        s2 = 0.0
         cnt = 0
         nbad = 0
         for i in range(b * BLOCK, min(N, (b + 1) * BLOCK)):
             if alive[i] == 0:
                 continue
             key = particle_key(key_a, np.uint64(offset + i))
-            for j in range(d):
-                z[j] = normal_from_bits(mix64(key + hashes[j]))
-            for k in range(d):
-                xo[k] = X[i, k]
-            ok = True
-            for k in range(d):
-                bk = c[k]
-                for l in range(d):
-                    bk += A[k, l] * xo[l]
-                if has_arr:
-                    bk += Barr[i, k]
-                if state:
-                    sk = S[i, k]
-                    dw = sqdt * z[k]
-                    inc = bk * dt + sk * dw
+            z0 = normal_from_bits(mix64(key + h0))
+            z1 = normal_from_bits(mix64(key + h1)) if d > 1 else 0.0
+            z2 = normal_from_bits(mix64(key + h2)) if d > 2 else 0.0
+            x0 = X[i, 0]
+            x1 = X[i, 1] if d > 1 else 0.0
+            x2 = X[i, 2] if d > 2 else 0.0
+            b0 = c[0] + A[0, 0] * x0 + A[0, 1] * x1 + A[0, 2] * x2
+            b1 = c[1] + A[1, 0] * x0 + A[1, 1] * x1 + A[1, 2] * x2
+            b2 = c[2] + A[2, 0] * x0 + A[2, 1] * x1 + A[2, 2] * x2 if d > 2 else 0.0
+            if has_arr:
+                b0 += Barr[i, 0]
+                if d > 1:
+                    b1 += Barr[i, 1]
+                if d > 2:
+                    b2 += Barr[i, 2]
+            if state:
+                dw0 = sqdt * z0
+                n0 = x0 + b0 * dt + S[i, 0] * dw0
+                if milstein:
+                    n0 += 0.5 * S[i, 0] * dS[i, 0] * (dw0 * dw0 - dt)
+                n1 = x1
+                n2 = x2
+                if d > 1:
+                    dw1 = sqdt * z1
+                    n1 = x1 + b1 * dt + S[i, 1] * dw1
                     if milstein:
-                        inc += 0.5 * sk * dS[i, k] * (dw * dw - dt)
-                else:
-                    inc = bk * dt
-                    for l in range(d):
-                        inc += Ls[k, l] * z[l]
-                xn[k] = xo[k] + inc
-                if not math.isfinite(xn[k]):
-                    ok = False
-            if not ok:
+                        n1 += 0.5 * S[i, 1] * dS[i, 1] * (dw1 * dw1 - dt)
+                if d > 2:
+                    dw2 = sqdt * z2
+                    n2 = x2 + b2 * dt + S[i, 2] * dw2
+                    if milstein:
+                        n2 += 0.5 * S[i, 2] * dS[i, 2] * (dw2 * dw2 - dt)
+            else:
+                n0 = x0 + b0 * dt + Ls[0, 0] * z0 + Ls[0, 1] * z1 + Ls[0, 2] * z2
+                n1 = x1 + b1 * dt + Ls[1, 0] * z0 + Ls[1, 1] * z1 + Ls[1, 2] * z2
+                n2 = x2 + b2 * dt + Ls[2, 0] * z0 + Ls[2, 1] * z1 + Ls[2, 2] * z2 if d > 2 else 0.0
+            if has_abs and not (math.isfinite(n0) and math.isfinite(n1) and math.isfinite(n2)):
                 nbad += 1
                 continue
             dead = False
-            for k in range(d):
-                code = codes[k]
-                if code == 1:
-                    xn[k] = wrap(xn[k], lo[k], hi[k])
-                elif code == 2:
-                    xn[k] = fold(xn[k], lo[k], hi[k])
-                elif code == 3:
-                    if xn[k] < lo[k] or xn[k] > hi[k]:
-                        dead = True
-                        xn[k] = min(max(xn[k], lo[k]), hi[k])
-            if has_abs and bridge and not dead:
-                surv = 1.0
-                for k in range(d):
-                    if codes[k] == 3:
-                        v = S[i, k] * S[i, k] if state else var_axis[k]
-                        surv *= bridge_survival(xo[k], xn[k], lo[k], hi[k], v * dt)
-                if surv < 1.0:
-                    u = uniform_from_bits(mix64(key + hashes[EXIT_SLOT]))
-                    if u >= surv:
-                        dead = True
-            for k in range(d):
-                X[i, k] = xn[k]
+            if any_bc:
+                n0, k0 = _boundary(x0, n0, codes[0], lo[0], hi[0])
+                dead = dead or k0
+                if d > 1:
+                    n1, k1 = _boundary(x1, n1, codes[1], lo[1], hi[1])
+                    dead = dead or k1
+                if d > 2:
+                    n2, k2 = _boundary(x2, n2, codes[2], lo[2], hi[2])
+                    dead = dead or k2
+                if has_abs and bridge and not dead:
+                    surv = 1.0
+                    for k in range(d):
+                        if codes[k] == 3:
+                            v = S[i, k] * S[i, k] if state else var_axis[k]
+                            xa = x0 if k == 0 else (x1 if k == 1 else x2)
+                            xb = n0 if k == 0 else (n1 if k == 1 else n2)
+                            surv *= bridge_survival(xa, xb, lo[k], hi[k], v * dt)
+                    if surv < 1.0:
+                        if uniform_from_bits(mix64(key + hx)) >= surv:
+                            dead = True
+            X[i, 0] = n0
+            if d > 1:
+                X[i, 1] = n1
+            if d > 2:
+                X[i, 2] = n2
             if dead:
                 alive[i] = 0
                 exit_time[i] = t_next
                 continue
             cnt += 1
-            for k in range(d):
-                s[k] += xn[k]
-        for k in range(d):
-            sums[b, k] = s[k]
+            s0 += n0
+            s1 += n1
+            s2 += n2
+        sums[b, 0] = s0
+        if d > 1:
+            sums[b, 1] = s1
+        if d > 2:
+            sums[b, 2] = s2
         counts[b] = cnt
         bad[b] = nbad
 
@@ -212,9 +256,6 @@ def _linear_step_kernel(X, E, L, shift, key_a, hashes, offset, sums, counts, bad
                 v = shift[k]
                 for l in range(d):
                     v += E[k, l] * xo[l] + L[k, l] * z[l]
-                if not math.isfinite(v):
-                    nbad += 1
-                    v = xo[k]
                 X[i, k] = v
                 s[k] += v
         for k in range(d):
@@ -257,6 +298,17 @@ def _centred_kernel(X, alive, mean, out):
                     s[k * d + l] += dk * (X[i, l] - mean[l])
         for q in range(d * d):
             out[b, q] = s[q]
+
+
+def _pad3(a: np.ndarray) -> np.ndarray:
+    """``a`` (``(d,)`` or ``(d, d)``) zero-padded to three axes."""
+    if a.ndim == 1:
+        out = np.zeros(3)
+        out[: a.shape[0]] = a
+    else:
+        out = np.zeros((3, 3))
+        out[: a.shape[0], : a.shape[1]] = a
+    return out
 
 
 def _nblocks(n):
@@ -606,10 +658,14 @@ def _simulate(X0, T, n_steps, dt, sigma, drift, interaction, scheme, box, seed, 
         A0 = A0 + dA_int
         c0 = c0 + B_int @ (S_sum / n_total)
         Barr0 = array_drift(t0, X, alive)
-        b0 = X @ A0.T + c0
+        # the affine part A x + c is finite (A, c, X are) unless it overflows
+        xmax = float(np.max(np.abs(X))) if n else 0.0
+        if d * float(np.max(np.abs(A0))) * xmax + float(np.max(np.abs(c0))) > 1e300:
+            raise ValueError(f"the affine drift overflows at t0={t0} (|X0| up to {xmax:.3g})")
         if Barr0.shape[0] == n:
-            b0 = b0 + Barr0
-        badrows = ~np.all(np.isfinite(b0), axis=1)
+            badrows = ~np.all(np.isfinite(Barr0), axis=1)
+        else:
+            badrows = np.zeros(n, dtype=bool)
         if np.any(badrows):
             raise ValueError(
                 f"the drift is not finite at t0={t0} for {int(badrows.sum())} particle(s) "
@@ -619,7 +675,7 @@ def _simulate(X0, T, n_steps, dt, sigma, drift, interaction, scheme, box, seed, 
         for name, arr in (("sigma", S0), ("dsigma", dS0)):
             if arr.size and not np.all(np.isfinite(arr)):
                 raise ValueError(f"the diffusion {name} is not finite at t0={t0}")
-    var_axis = np.ascontiguousarray(np.diag(L @ L.T))
+    var_axis = np.diag(L @ L.T).copy()
     codes = box.codes
     lo = np.where(np.isfinite(box.lo), box.lo, 0.0)
     hi = np.where(np.isfinite(box.hi), box.hi, 0.0)
@@ -682,18 +738,20 @@ def _simulate(X0, T, n_steps, dt, sigma, drift, interaction, scheme, box, seed, 
                     c = np.ascontiguousarray(c + B_int @ (S_sum / n_total))
                     Barr = array_drift(t, X, alive)
                     S_arr, dS_arr = noise_at(t, X, alive)
-                    _sde_step_kernel(X, alive, exit_time, Barr, A, c, L * math.sqrt(dt), S_arr,
-                                     dS_arr, milstein, dt, math.sqrt(dt), t_next, keys.a, hashes,
-                                     np.int64(offset), codes, lo, hi, var_axis, exit_bridge,
-                                     sums, counts, bad)
+                    _sde_step_kernel(X, alive, exit_time, Barr, _pad3(A), _pad3(c),
+                                     _pad3(L * math.sqrt(dt)), S_arr, dS_arr, milstein, dt,
+                                     math.sqrt(dt), t_next, keys.a, hashes, np.int64(offset),
+                                     codes, lo, hi, var_axis, exit_bridge, sums, counts, bad)
                 steps_done = step + 1
-                nbad, _ = reduce_blocks(comm, bad.reshape(-1, 1).astype(float), counts)
-                if nbad[0] > 0:
-                    raise NaNError(
-                        f"{int(nbad[0])} particle(s) got a non-finite position at step {step} "
-                        f"(t={t:.6g} -> {t_next:.6g}); their last finite positions were kept"
-                    )
                 S_sum, M_alive = reduce_blocks(comm, sums, counts)
+                nbad, _ = reduce_blocks(comm, bad.reshape(-1, 1).astype(float), counts)
+                if nbad[0] > 0 or not np.all(np.isfinite(S_sum)):
+                    n_bad = int(nbad[0]) + int(np.count_nonzero(~np.all(np.isfinite(X), axis=1)))
+                    n_bad = int(allreduce_sum(comm, np.array([n_bad]))[0])
+                    raise NaNError(
+                        f"{n_bad} particle(s) got a non-finite position at step {step} "
+                        f"(t={t:.6g} -> {t_next:.6g}): the drift or the diffusion blew up"
+                    )
                 if (record_every is not None and steps_done % record_every == 0) or \
                         steps_done == n_steps:
                     record(steps_done)

@@ -29,18 +29,13 @@ Three ways to evaluate it:
 
 Kernels (radial, :math:`\\nabla W(x) = g(|x|^2)\\,x`):
 
-=================================  ===================================================  ==========
-class                              :math:`W(x)`                                         smooth?
-=================================  ===================================================  ==========
-:class:`QuadraticKernel`           :math:`\\tfrac k2 |x|^2`                               yes
-:class:`GaussianKernel`            :math:`s\\,e^{-|x|^2/(2\\ell^2)}`                        yes
-:class:`MorseKernel`               :math:`C_r e^{-r_\\epsilon/\\ell_r} - C_a e^{-r_\\epsilon/\\ell_a}`,
-                                   :math:`r_\\epsilon = \\sqrt{|x|^2+\\epsilon^2}`            if
-                                                                                       :math:`\\epsilon>0`
-:class:`RegularisedCoulombKernel`  :math:`s\\,\\Phi_d(\\sqrt{|x|^2+\\epsilon^2})`, with
-                                   :math:`\\Phi_1(r) = -r`, :math:`\\Phi_2 = -\\log r`,
-                                   :math:`\\Phi_3 = 1/r`                                   yes
-=================================  ===================================================  ==========
+* :class:`QuadraticKernel` -- :math:`W = \\tfrac k2 |x|^2` (smooth);
+* :class:`GaussianKernel` -- :math:`W = s\\,e^{-|x|^2/(2\\ell^2)}` (smooth);
+* :class:`MorseKernel` -- :math:`W = C_r e^{-r_\\epsilon/\\ell_r} - C_a e^{-r_\\epsilon/\\ell_a}`,
+  :math:`r_\\epsilon = \\sqrt{|x|^2+\\epsilon^2}` (smooth if :math:`\\epsilon > 0`; the cusp of
+  :math:`\\epsilon = 0` makes the particle--mesh error first order);
+* :class:`RegularisedCoulombKernel` -- :math:`W = s\\,\\Phi_d(\\sqrt{|x|^2+\\epsilon^2})` with
+  :math:`\\Phi_1(r) = -r`, :math:`\\Phi_2 = -\\log r`, :math:`\\Phi_3 = 1/r` (smooth).
 """
 
 from __future__ import annotations
@@ -413,8 +408,8 @@ class PairwiseInteraction(Interaction):
         flags, per = self._periods(d)
         origin = np.zeros(d) if self.origin is None else np.asarray(self.origin, dtype=float)
         live = X[alive.astype(bool)] if alive is not None else X
-        lo = live.min(axis=0) if live.size else np.zeros(d)
-        hi = live.max(axis=0) if live.size else np.ones(d)
+        lo = live.min(axis=0) if live.size else np.full(d, np.inf)
+        hi = live.max(axis=0) if live.size else np.full(d, -np.inf)
         if comm is not None and comm.Get_size() > 1:
             from mpi4py import MPI
 
@@ -422,6 +417,8 @@ class PairwiseInteraction(Interaction):
             hi = np.array(hi, dtype=float)
             comm.Allreduce(MPI.IN_PLACE, lo, op=MPI.MIN)
             comm.Allreduce(MPI.IN_PLACE, hi, op=MPI.MAX)
+        if not np.all(np.isfinite(lo)):  # no live particle anywhere
+            lo, hi = np.zeros(d), np.ones(d)
         shape = _shape_tuple(self.shape, d)
         bounds, names = [], []
         for k in range(d):

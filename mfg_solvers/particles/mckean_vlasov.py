@@ -3,7 +3,8 @@ the particle systems of :mod:`.integrators`).
 
 .. math::
 
-    \\partial_t\\mu = -\\partial_x\\big(\\mu\\, b(t, x, \\mu)\\big) + \\tfrac{\\sigma^2}{2}\\partial_{xx}\\mu,
+    \\partial_t\\mu = -\\partial_x\\big(\\mu\\, b(t, x, \\mu)\\big)
+    + \\tfrac{\\sigma^2}{2}\\partial_{xx}\\mu,
     \\qquad b(t, x, \\mu) = b_0(t, x) - (W' * \\mu)(x),
 
 on a 1-D :class:`~mfg_solvers.grid.Grid` (periodic, or Neumann = zero flux).
@@ -135,7 +136,6 @@ def solve_mv_fokker_planck(
         raise TypeError(f"kernel={kernel!r} must be an interactions.Kernel or None")
     x = grid.axes[0]
     h = grid.spacing[0]
-    n = grid.shape[0]
     m = np.asarray(m0(x) if callable(m0) else m0, dtype=float).copy()
     if m.shape != grid.shape or not np.all(np.isfinite(m)) or np.any(m < 0):
         raise ValueError(f"m0 must be finite, >= 0 and of shape {grid.shape}")

@@ -1,4 +1,4 @@
-r"""MF-PID agents as particles: Euler--Maruyama simulation with the closed-form drift (``mfpid.md`` §8--§13).
+r"""MF-PID agents as particles: Euler--Maruyama with the closed-form drift (``mfpid.md`` §8--§13).
 
 Every agent :math:`i` draws a start :math:`z_i\sim p_{\rm in}` and follows
 
@@ -15,8 +15,8 @@ baselines -- are advanced together with **common random numbers**: the same star
 Gaussian increments.
 
 Energies (§12): the cumulative control energy with no factor 1/2,
-:math:`\mathcal E = \sum_n \Delta t_n\,\tfrac1B\sum_i\|u(t_n, x^i_n)\|^2` (left Riemann sum along the
-paths), per zone, the power :math:`P(t_n)`, its peak and the Monte-Carlo standard error
+:math:`\mathcal E = \sum_n \Delta t_n\,\tfrac1B\sum_i\|u(t_n, x^i_n)\|^2` (left Riemann sum
+along the paths), per zone, the power :math:`P(t_n)`, its peak and the Monte-Carlo standard error
 (standard deviation of the per-agent path energies over :math:`\sqrt B`).
 
 Random numbers: the increments are the counter-based normals of
@@ -46,7 +46,7 @@ from numba import njit, prange
 from ..analytic.mfpid import (
     MFPID,
     GaussianMixture,
-    Protocol,
+    MFPIDProtocol,
     _float_array,
     _int,
     _real,
@@ -85,7 +85,7 @@ SMALL_DENSE = 8
 # time grid
 # ---------------------------------------------------------------------------------------------
 def aligned_time_grid(breaks, n_steps: int = 2500, eps: float = 1e-3) -> np.ndarray:
-    r"""Time grid of ``n_steps`` steps on :math:`[\varepsilon, 1-\varepsilon]` aligned with ``breaks``.
+    r"""Grid of ``n_steps`` steps on :math:`[\varepsilon, 1-\varepsilon]` aligned with ``breaks``.
 
     The breakpoints are clamped to the window; each piece gets a number of uniform steps
     proportional to its length (floor, at least one; the remaining steps go to the largest
@@ -193,9 +193,11 @@ def _advance(xs, z, keys, hashes, dts, sc, thx, dbar, P, logw0, means, zone_e, p
     (pow_part (R, nc, nblk)) and of the positions at the start of each step
     (mean_part (R, nc, nblk, d)).
 
-    Blocks of ``block`` agents are independent and run in parallel; inside a block the data are
-    held coordinate-major (d, nb) so that every loop runs over agents (SIMD), and the dense
-    products :math:`P_k v_k` of a block are one (d x d) @ (d x nb) matrix product.
+    Blocks of ``block`` agents are independent and run in parallel (one parallel region per
+    call, the steps inside); inside a block the data are held coordinate-major (d, nb) so that
+    every loop runs over agents (SIMD). With dense covariances the products :math:`P_k v_k` of a
+    block are one (d x d) @ (d x nb) matrix product (BLAS) when d > ``SMALL_DENSE``, loops
+    otherwise; with diagonal ones the whole weight computation is one sweep over coordinates.
     """
     R, B, d = xs.shape
     nc = dts.shape[0]
@@ -234,49 +236,63 @@ def _advance(xs, z, keys, hashes, dts, sc, thx, dbar, P, logw0, means, zone_e, p
                 for j in range(d):
                     xi[j, a] = normal_from_bits(mix64(key + hashes[n, j]))
             for r in range(R):
+                # mu = alpha x~ + dbar + kz z; v_k = mu - m_k + z; g_k = P_k v_k; w_k = v_k . g_k
+                # (diagonal P_k: all in one sweep over the coordinates)
+                for k in range(Kc):
+                    for a in range(nb):
+                        w[k, a] = 0.0
                 for j in range(d):
+                    dj = dbar[r, n, j]
                     sm = 0.0
                     for a in range(nb):
-                        sm += X[r, j, a] + Zs[j, a]
+                        xa = X[r, j, a]
+                        za = Zs[j, a]
+                        sm += xa + za
+                        mu[j, a] = al * xa + dj + kz * za
                     mean_part[r, n, ib, j] = sm
-                    dj = dbar[r, n, j]
-                    for a in range(nb):
-                        mu[j, a] = al * X[r, j, a] + dj + kz * Zs[j, a]
-                for k in range(Kc):
-                    for j in range(d):
-                        mk = means[k, j]
-                        for a in range(nb):
-                            v[k, j, a] = mu[j, a] - mk + Zs[j, a]
-                if diag:
-                    for k in range(Kc):
-                        for j in range(d):
+                    if diag:
+                        for k in range(Kc):
+                            mk = means[k, j]
                             p = P[n, k, 0, j]
                             for a in range(nb):
-                                g[k, j, a] = p * v[k, j, a]
-                elif d > SMALL_DENSE:
-                    for k in range(Kc):
-                        np.dot(P[n, k], v[k], g[k])
-                else:
-                    for k in range(Kc):
-                        for j in range(d):
+                                vv = mu[j, a] - mk + Zs[j, a]
+                                gg = p * vv
+                                g[k, j, a] = gg
+                                w[k, a] += vv * gg
+                    else:
+                        for k in range(Kc):
+                            mk = means[k, j]
                             for a in range(nb):
-                                acc[a] = 0.0
-                            for jj in range(d):
-                                p = P[n, k, j, jj]
-                                for a in range(nb):
-                                    acc[a] += p * v[k, jj, a]
-                            for a in range(nb):
-                                g[k, j, a] = acc[a]
-                # log-weights, then a max-shift softmax over the components (w holds weights)
-                for k in range(Kc):
-                    for a in range(nb):
-                        acc[a] = 0.0
-                    for j in range(d):
+                                v[k, j, a] = mu[j, a] - mk + Zs[j, a]
+                if diag:
+                    for k in range(Kc):
+                        lw0 = logw0[n, k]
                         for a in range(nb):
-                            acc[a] += v[k, j, a] * g[k, j, a]
-                    lw0 = logw0[n, k]
-                    for a in range(nb):
-                        w[k, a] = lw0 - 0.5 * Kt * acc[a]
+                            w[k, a] = lw0 - 0.5 * Kt * w[k, a]
+                else:
+                    if d > SMALL_DENSE:
+                        for k in range(Kc):
+                            np.dot(P[n, k], v[k], g[k])
+                    else:
+                        for k in range(Kc):
+                            for j in range(d):
+                                for a in range(nb):
+                                    acc[a] = 0.0
+                                for jj in range(d):
+                                    p = P[n, k, j, jj]
+                                    for a in range(nb):
+                                        acc[a] += p * v[k, jj, a]
+                                for a in range(nb):
+                                    g[k, j, a] = acc[a]
+                    for j in range(d):
+                        for k in range(Kc):
+                            for a in range(nb):
+                                w[k, a] += v[k, j, a] * g[k, j, a]
+                    for k in range(Kc):
+                        lw0 = logw0[n, k]
+                        for a in range(nb):
+                            w[k, a] = lw0 - 0.5 * Kt * w[k, a]
+                # max-shift softmax over the components (w holds the normalised weights)
                 for a in range(nb):
                     mx = w[0, a]
                     for k in range(1, Kc):
@@ -314,9 +330,10 @@ def _advance(xs, z, keys, hashes, dts, sc, thx, dbar, P, logw0, means, zone_e, p
 
 
 def _block_size(d: int) -> int:
-    """Agents per block: 64, fewer for large d so that a block product stays small (one BLAS
-    thread) -- a function of d only, so the reductions never depend on the thread count."""
-    return int(max(8, min(64, 262144 // (d * d))))
+    """Agents per block: 128, fewer for large d so that a block product (d x d) @ (d x block)
+    stays below OpenBLAS's threading threshold (one BLAS thread per numba thread). A function of
+    d only, so the reductions never depend on the thread count."""
+    return int(max(8, min(128, 262144 // (d * d))))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -376,10 +393,11 @@ class AgentRuns:
 
 
 def _check_engines(target, protocols):
-    if isinstance(protocols, Protocol):
+    if isinstance(protocols, MFPIDProtocol):
         protocols = {"mf": protocols}
     if not isinstance(protocols, Mapping) or len(protocols) == 0:
-        raise TypeError(f"protocols={protocols!r} must be a Protocol or a non-empty dict of them")
+        raise TypeError(
+            f"protocols={protocols!r} must be an MFPIDProtocol or a non-empty dict of them")
     if not isinstance(target, GaussianMixture):
         raise TypeError(f"target={target!r} must be a GaussianMixture")
     names = list(protocols)
@@ -387,8 +405,8 @@ def _check_engines(target, protocols):
     engines = {}
     for nm in names:
         p = protocols[nm]
-        if not isinstance(p, Protocol):
-            raise TypeError(f"protocols[{nm!r}]={p!r} must be a Protocol")
+        if not isinstance(p, MFPIDProtocol):
+            raise TypeError(f"protocols[{nm!r}]={p!r} must be an MFPIDProtocol")
         if p.breaks.shape != p0.breaks.shape or np.any(p.breaks != p0.breaks) or np.any(
                 p.beta != p0.beta):
             raise ValueError(
@@ -416,8 +434,8 @@ def simulate_agents(target: GaussianMixture, protocols, starts, t_grid, *, seed:
     target
         :math:`p_{\rm tar}`.
     protocols
-        A :class:`Protocol` or a dict ``name -> Protocol`` (same breaks and stiffness, different
-        guidances), e.g. ``{"mf": ..., "ia_zero": ..., "ia_target": ...}``.
+        An :class:`MFPIDProtocol` or a dict ``name -> MFPIDProtocol`` (same breaks and stiffness,
+        different guidances), e.g. ``{"mf": ..., "ia_zero": ..., "ia_target": ...}``.
     starts
         (B, d) agent starts :math:`z_i` (zeros for a Dirac start at the origin).
     t_grid
@@ -529,6 +547,8 @@ def simulate_agents(target: GaussianMixture, protocols, starts, t_grid, *, seed:
         if bar is not None:
             bar.close()
     wall = time.perf_counter() - t_start
+    if not np.all(np.isfinite(xs)):
+        raise NaNError("non-finite agent positions at the end of the simulation")
     for s_i in np.nonzero(snaps == N)[0]:
         snap_store[:, s_i] = xs + Z[None]
     out = AgentRuns(t=t, starts=Z, names=names, snapshot_index=snaps, wall_time=wall)
@@ -572,7 +592,7 @@ def fixed_point_guidance(target: GaussianMixture, p_in, beta, breaks=None, *,
                          eps: float = 1e-3, seed: int = 0, starts=None, damping: float = 0.5,
                          tol: float = 2e-4, max_iter: int = 60, initial: str = "line",
                          raise_on_failure: bool = True) -> FixedPointResult:
-    r"""Self-consistent guidance :math:`\nu_i = m_{t^{\rm mid}_i}[\nu]` by damped fixed-point iteration (§9).
+    r"""Self-consistent guidance :math:`\nu_i = m_{t^{\rm mid}_i}[\nu]` by damped fixed point (§9).
 
     The map sends a piecewise-constant guidance to the population mean at the interval
     midpoints: exactly (``estimator="exact"``, :math:`m_t = A_t\bar m_{\rm in} + B_t\bar m_{\rm tar}
@@ -595,7 +615,7 @@ def fixed_point_guidance(target: GaussianMixture, p_in, beta, breaks=None, *,
         raise ValueError(f"damping={damping!r} must lie in (0, 1]")
     tol = _real("tol", tol, positive=True)
     max_iter = _int("max_iter", max_iter)
-    prot0 = Protocol(beta, np.zeros(target.dim), breaks)
+    prot0 = MFPIDProtocol(beta, np.zeros(target.dim), breaks)
     br = prot0.breaks
     tm = prot0.midpoints
     d = target.dim
@@ -708,8 +728,9 @@ def run_scenario(p_in: GaussianMixture, p_tar: GaussianMixture, *, beta=None, br
                  n_intervals: int = 8, eps: float = 1e-3, estimator: str = "mc",
                  n_agents: int = 4000, n_steps: int = 2500, seed: int = 0,
                  mf_guidance: str = "theorem", guidance_mean: str = "population",
-                 covariance: str = "auto", backend: str = "numba", n_hermite: int = 12,
-                 keep_runs: bool = False, progress: bool | None = None) -> ScenarioResult:
+                 covariance: str = "auto", backend: str = "numba",
+                 n_hermite: int | None = None, keep_runs: bool = False,
+                 progress: bool | None = None) -> ScenarioResult:
     r"""Energy of the mean-field guidance against the independent-agent baselines (§11--§13).
 
     Parameters
@@ -732,6 +753,17 @@ def run_scenario(p_in: GaussianMixture, p_tar: GaussianMixture, *, beta=None, br
     guidance_mean
         ``"population"`` (:math:`\bar m_{\rm in}` of ``p_in``) or ``"sample"`` (mean of the drawn
         starts) as the start of the linear guidance (Monte Carlo only).
+    covariance, backend
+        Passed to :func:`simulate_agents`.
+    n_hermite
+        Gauss--Hermite nodes per coordinate of the quadrature estimator (default 24 in 1-D,
+        12 in 2-D).
+    keep_runs
+        Keep the :class:`AgentRuns` (paths statistics, per-agent energies) in the result.
+
+    Returns a :class:`ScenarioResult`; :meth:`ScenarioResult.summary` gives ``energy_mf``,
+    ``energy_ia_zero``, ``energy_ia_target``, ``savings`` (against IA(nu=0)),
+    ``savings_vs_ia_target``, the per-zone energies, peak powers and standard errors.
     """
     if not isinstance(p_in, GaussianMixture) or not isinstance(p_tar, GaussianMixture):
         raise TypeError("p_in and p_tar must be GaussianMixture objects")
@@ -743,12 +775,13 @@ def run_scenario(p_in: GaussianMixture, p_tar: GaussianMixture, *, beta=None, br
         raise ValueError(f"mf_guidance={mf_guidance!r}; allowed: 'theorem', 'fixed_point'")
     if guidance_mean not in ("population", "sample"):
         raise ValueError(f"guidance_mean={guidance_mean!r}; allowed: 'population', 'sample'")
+    seed = check_seed(seed)
     d = p_tar.dim
     if estimator == "quadrature" and d > 2:
         raise ValueError(f"estimator='quadrature' needs d <= 2 (got d={d}); use 'mc'")
     if beta is None:
         beta = geometric_beta(_int("n_intervals", n_intervals))
-    prot0 = Protocol(beta, np.zeros(d), breaks)
+    prot0 = MFPIDProtocol(beta, np.zeros(d), breaks)
     br = prot0.breaks
     t0 = time.perf_counter()
     settings = {"eps": float(eps), "n_intervals": prot0.n_intervals, "seed": seed,
@@ -789,6 +822,8 @@ def run_scenario(p_in: GaussianMixture, p_tar: GaussianMixture, *, beta=None, br
             savings[ref], savings_se[ref] = runs.saving("mf", ref)
     else:
         energy, energy_se, zone, peak, power = {}, {}, {}, {}, {}
+        if n_hermite is None:
+            n_hermite = 24 if d == 1 else 12
         for nm, p in protocols.items():
             q = MFPID(p_tar, p).energy_quadrature(p_in, eps=eps, n_hermite=n_hermite)
             energy[nm], energy_se[nm] = q["energy"], 0.0
@@ -934,6 +969,8 @@ def simulate_lqg_agents(model, guidances: Sequence[str] = ("mf", "ia_zero", "ia_
     with np.errstate(over="ignore"):
         _advance_linear(xs, keys, hashes, np.diff(t), A, S, s, e_agent, pow_part, mean_part,
                         var_part, BLOCK)
+    if not (np.all(np.isfinite(pow_part)) and np.all(np.isfinite(xs))):
+        raise NaNError("non-finite state in the LQG agent simulation")
     out = {"t": t}
     for r, g in enumerate(guidances):
         mean = np.empty((n_steps + 1, d))

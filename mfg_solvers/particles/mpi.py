@@ -29,7 +29,9 @@ def shard_range(n_total: int, size: int, rank: int, align: int = ALIGN) -> tuple
         if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 0:
             raise ValueError(f"{name}={v!r} must be a non-negative integer")
     if size < 1 or not 0 <= rank < size or align < 1:
-        raise ValueError(f"need size >= 1, 0 <= rank < size, align >= 1 (got {size}, {rank}, {align})")
+        raise ValueError(
+            f"need size >= 1, 0 <= rank < size, align >= 1 (got {size}, {rank}, {align})"
+        )
     nblocks = -(-int(n_total) // align)
     base, extra = divmod(nblocks, size)
     b0 = rank * base + min(rank, extra)

@@ -109,6 +109,7 @@ def _ziggurat_tables(n: int = 256):
 
 
 ZIG_R, _ZX, _ZF, _ZK, _ZW = _ziggurat_tables()
+_ZKI = _ZK.astype(np.int64)  # thresholds < 2^53: compare as int64
 
 
 # ---------------------------------------------------------------------------------------------
@@ -131,7 +132,7 @@ def particle_key(seed_a, gid):
 @njit(cache=True, inline="always")
 def uniform_from_bits(u):
     """:math:`\\lfloor u / 2^{11}\\rfloor 2^{-53} \\in [0, 1)`."""
-    return float(u >> _S11) * _TWO_M53
+    return float(np.int64(u >> _S11)) * _TWO_M53
 
 
 @njit(cache=True)
@@ -167,12 +168,15 @@ def _normal_slow(u):
 
 @njit(cache=True, inline="always")
 def normal_from_bits(u):
-    """Standard normal variate from 64 random bits (ziggurat; exact in distribution)."""
+    """Standard normal variate from 64 random bits (ziggurat; exact in distribution).
+
+    The fast path is branch-free in the sign (a mispredicted sign branch would cost as much as
+    the rest), and converts the 53-bit integer through int64 (one instruction)."""
     layer = np.int64(u & _MASK8)
-    m = u >> _S11
-    if m < _ZK[layer]:
-        x = float(m) * _ZW[layer]
-        return -x if (u >> _S8) & _ONE else x
+    m = np.int64(u >> _S11)
+    if m < _ZKI[layer]:
+        sign = 1.0 - 2.0 * float(np.int64((u >> _S8) & _ONE))
+        return float(m) * _ZW[layer] * sign
     return _normal_slow(u)
 
 

@@ -422,3 +422,22 @@ def test_analytic_package_imports_lazily():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "ok"
+
+
+def test_strong_mean_attraction_oscillates_without_warnings():
+    """kappa >> 1: A = (1 - kappa) q < 0, the mean oscillates (cos/sin branch); no overflow
+    warnings from the unused hyperbolic branch, and agreement with the ODE reference."""
+    import warnings
+
+    args = (4.0, 0.5, 30.0, 2.0, 0.3, 2.0, 1.0, 0.2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sol = lq_finite_horizon(*args)
+        t = np.linspace(0, 2.0, 9)
+        mean, s, r = sol.mean(t), sol.costate(t), sol.offset(t)
+    P, x, s_ref, r_ref, Sigma = ode_reference(*args, t)
+    scale = np.abs(x).max()
+    np.testing.assert_allclose(mean, x[:, 0], atol=1e-10 * scale)
+    np.testing.assert_allclose(s, s_ref[:, 0], atol=1e-9 * np.abs(s_ref).max())
+    np.testing.assert_allclose(r, r_ref, atol=1e-9 * np.abs(r_ref).max())
+    assert np.sign(np.diff(np.sign(mean))).any()  # it does change sign

@@ -12,7 +12,7 @@ from mfg_solvers.analytic.mfpid import (
     MFPID,
     GaussianMixture,
     GreenCoefficients,
-    Protocol,
+    MFPIDProtocol,
     constant_beta_coefficients,
     geometric_beta,
     linear_guidance,
@@ -24,7 +24,6 @@ from mfg_solvers.analytic.mfpid import (
     validation_target,
 )
 from mfg_solvers.particles.mfpid_agents import fixed_point_guidance
-
 
 # ---------------------------------------------------------------------------------------------
 # §15 regression anchors
@@ -58,7 +57,7 @@ def test_start_conditioned_drift_anchor():
 
 
 def test_shift_propagator_anchors_beta_one():
-    co = GreenCoefficients(Protocol([1.0] * 4, 0.0))
+    co = GreenCoefficients(MFPIDProtocol([1.0] * 4, 0.0))
     t = np.array([0.1, 0.25, 0.5, 0.75, 0.9])
     sh = co.shift(t)
     np.testing.assert_allclose(sh.lam_plus, [0.0499584, 0.1243530, 0.2449187, 0.3583574,
@@ -78,7 +77,7 @@ def _random_protocol(seed, d=2, M=5):
     br = np.concatenate([[0.0], np.sort(rng.uniform(0.05, 0.95, M - 1)), [1.0]])
     beta = rng.uniform(0.0, 20.0, M)
     beta[rng.integers(M)] = 0.0  # one Brownian piece
-    return Protocol(beta, rng.normal(size=(M, d)), br)
+    return MFPIDProtocol(beta, rng.normal(size=(M, d)), br)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -96,7 +95,7 @@ def test_boundary_identities(seed):
 @pytest.mark.parametrize("beta", [0.0, 1e-9, 2.5, 30.0])
 def test_constant_protocol_reduces_to_closed_forms(beta):
     nu = np.array([0.7, -1.2])
-    co = GreenCoefficients(Protocol([beta] * 5, nu))
+    co = GreenCoefficients(MFPIDProtocol([beta] * 5, nu))
     t = np.linspace(0.01, 0.99, 23)
     ref = constant_beta_coefficients(t, beta, nu)
     bw, fw = co.backward(t), co.forward(t)
@@ -113,7 +112,7 @@ def test_constant_protocol_reduces_to_closed_forms(beta):
 def test_foellmer_limit_beta_zero():
     """beta = 0: a^+ = 1/t, a^- = b^- = c^- = 1/(1-t), theta = 0, u = (yhat - x)/(1-t)."""
     tar = GaussianMixture.diagonal([0.3, 0.7], [[-1.0], [2.0]], [0.4, 0.6])
-    eng = MFPID(tar, Protocol([0.0, 0.0, 0.0], 5.0))  # the guidance is irrelevant at beta = 0
+    eng = MFPID(tar, MFPIDProtocol([0.0, 0.0, 0.0], 5.0))  # the guidance is irrelevant at beta = 0
     co = eng.coefficients
     t = np.linspace(0.05, 0.95, 10)
     bw, fw = co.backward(t), co.forward(t)
@@ -131,7 +130,7 @@ def test_foellmer_limit_beta_zero():
         u = eng.drift(tt, x[:, None])[:, 0]
         np.testing.assert_allclose(u, (yhat - x) / (1 - tt), rtol=1e-10, atol=1e-10)
     # continuity: a tiny stiffness changes the drift by O(beta)
-    eng_small = MFPID(tar, Protocol([1e-8] * 3, 5.0))
+    eng_small = MFPID(tar, MFPIDProtocol([1e-8] * 3, 5.0))
     X = np.array([[0.3], [1.1]])
     np.testing.assert_allclose(eng_small.drift(0.5, X), eng.drift(0.5, X), atol=1e-6)
 
@@ -218,7 +217,7 @@ def test_pwc_updates_match_stiff_ode_from_the_end():
 def test_increasing_stiffness_no_acoth_clamp():
     """§5.3 pitfall: beta jumps up so that a^+ < sqrt(beta_new) at the breakpoint; the
     Moebius/tanh update stays exact (an acoth form with a clamp would not)."""
-    prot = Protocol([0.0, 25.0], 0.0, [0.0, 0.5, 1.0])
+    prot = MFPIDProtocol([0.0, 25.0], 0.0, [0.0, 0.5, 1.0])
     co = GreenCoefficients(prot)
     assert co.forward(0.5).a[0] == pytest.approx(2.0, rel=1e-14)  # < sqrt(25) = 5
     t_f = np.array([0.55, 0.7, 0.9, 1.0])
@@ -248,7 +247,7 @@ def test_drift_is_grad_log_psi_by_kernel_quadrature():
     u* = d/dx log psi by central differences."""
     beta, nu, t1 = (4.0, 1.0), (0.3, 1.0), 0.6
     tar = GaussianMixture.diagonal([0.6, 0.4], [[0.0], [2.0]], [0.25, 0.35])
-    eng = MFPID(tar, Protocol(beta, np.array(nu)[:, None], [0.0, t1, 1.0]))
+    eng = MFPID(tar, MFPIDProtocol(beta, np.array(nu)[:, None], [0.0, t1, 1.0]))
     x1 = np.linspace(-6, 8, 2801)
     y = np.linspace(-3, 5, 1601)
     h1, hy = x1[1] - x1[0], y[1] - y[0]
@@ -277,7 +276,7 @@ def test_drift_is_grad_log_psi_by_kernel_quadrature():
 def test_drift_full_covariance_matches_diagonal_and_weights():
     tar = GaussianMixture.diagonal([0.2, 0.5, 0.3], [[0, 1.0, 2], [2, -1, 0], [1, 1, 1]],
                                    [[0.2, 0.5, 0.1], [0.4, 0.3, 0.2], [0.3, 0.3, 0.3]])
-    eng = MFPID(tar, Protocol([3.0, 2.0, 0.5], np.arange(9.0).reshape(3, 3) / 9))
+    eng = MFPID(tar, MFPIDProtocol([3.0, 2.0, 0.5], np.arange(9.0).reshape(3, 3) / 9))
     rng = np.random.default_rng(3)
     x, z = rng.normal(size=(50, 3)), rng.normal(size=(50, 3))
     f_diag = eng.drift_factors([0.37])
@@ -288,6 +287,22 @@ def test_drift_full_covariance_matches_diagonal_and_weights():
     np.testing.assert_allclose(u1, u2, rtol=1e-13, atol=1e-13)
     np.testing.assert_allclose(w1.sum(axis=1), 1.0, rtol=1e-15)
     np.testing.assert_allclose(w1, w2, rtol=1e-12, atol=1e-15)
+
+
+def test_start_shift_drift_equals_the_shifted_problem():
+    """§8.1: u*(t, x; z) = u~*(t, x - z) of the problem with target m_k - z, guidance nu - z and
+    a Dirac start at 0 -- the shift propagators against a direct re-solve."""
+    prot, _ = validation_protocol("E2")
+    tar = validation_target()
+    eng = MFPID(tar, prot)
+    rng = np.random.default_rng(7)
+    for z in rng.normal(scale=2.0, size=(3, 2)):
+        shifted = MFPID(GaussianMixture(tar.weights, tar.means - z, tar.covs),
+                        prot.with_nu(prot.nu - z))
+        x = rng.normal(size=(20, 2)) + z
+        for t in (0.01, 0.3, 0.6, 0.97):
+            np.testing.assert_allclose(eng.drift(t, x, np.tile(z, (20, 1))),
+                                       shifted.drift(t, x - z), rtol=1e-11, atol=1e-11)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -344,7 +359,8 @@ def test_gm_start_marginal_is_the_shifted_bridge():
     tar = validation_target()
     eng = MFPID(tar, prot)
     z = np.array([1.7, -0.6])
-    shifted = MFPID(GaussianMixture(tar.weights, tar.means - z, tar.covs), prot.with_nu(prot.nu - z))
+    shifted = MFPID(GaussianMixture(tar.weights, tar.means - z, tar.covs),
+                    prot.with_nu(prot.nu - z))
     for t in (0.1, 0.4, 0.8):
         g1 = eng.marginal(t, z)
         g0 = shifted.marginal(t)
@@ -368,7 +384,7 @@ def test_terminal_responsibilities_equal_weights_for_any_start_and_guidance():
         z = rng.normal(scale=2.0)
         nu = rng.normal(size=(4, 1))
         eng = MFPID(GaussianMixture(tar.weights, tar.means - z, tar.covs),
-                    Protocol(geometric_beta(4), nu - z))
+                    MFPIDProtocol(geometric_beta(4), nu - z))
         for t in (0.3, 0.9, 0.999):
             np.testing.assert_allclose(eng.marginal_published(t).weights, tar.weights,
                                        atol=1e-11)
@@ -384,7 +400,7 @@ def _line_deviation(p_in, tar, M, guidance="mf"):
         nu = linear_guidance(br, p_in.mean, tar.mean)
     else:
         nu = np.zeros((M, tar.dim))
-    eng = MFPID(tar, Protocol(beta, nu, br))
+    eng = MFPID(tar, MFPIDProtocol(beta, nu, br))
     t = np.linspace(1e-4, 1 - 1e-4, 2001)
     line = (1 - t)[:, None] * p_in.mean + t[:, None] * tar.mean
     return np.abs(eng.mean(t, p_in.mean) - line).max()
@@ -404,7 +420,7 @@ def test_theorem_deviation_falls_like_m_to_minus_two():
 
 def test_kernel_identities_for_exactly_linear_guidance():
     """A_t + c_t[1 - t] = 1 - t and B_t + c_t[t] = t when nu is exactly linear (ODE for theta)."""
-    prot = Protocol(geometric_beta(8), 0.0)
+    prot = MFPIDProtocol(geometric_beta(8), 0.0)
     co = GreenCoefficients(prot)
 
     def c_of(g, t_eval):
@@ -450,7 +466,7 @@ def test_exact_fixed_point_converges_to_the_line(initial):
 # ---------------------------------------------------------------------------------------------
 def test_energy_quadrature_converges():
     p_in, tar = scenario_1d("B")
-    eng = MFPID(tar, Protocol(geometric_beta(8), linear_guidance(np.linspace(0, 1, 9),
+    eng = MFPID(tar, MFPIDProtocol(geometric_beta(8), linear_guidance(np.linspace(0, 1, 9),
                                                                  p_in.mean, tar.mean)))
     # time rule: converged to ~1e-11; Gauss-Hermite in space: ~1e-5 (the mixture weights
     # switch over a width ~ sqrt(1 - t) near the end)
@@ -471,14 +487,15 @@ def test_time_quadrature_is_exact_for_polynomials():
 
 def test_validation_errors():
     with pytest.raises(ValueError, match="beta"):
-        Protocol([-1.0, 2.0])
+        MFPIDProtocol([-1.0, 2.0])
     with pytest.raises(ValueError, match="breaks"):
-        Protocol([1.0, 2.0], 0.0, [0.0, 0.7, 0.6])
+        MFPIDProtocol([1.0, 2.0], 0.0, [0.0, 0.7, 0.6])
     with pytest.raises(ValueError, match="weights"):
         GaussianMixture([0.5, 0.6], [0.0, 1.0], [1.0, 1.0])
     with pytest.raises(ValueError, match="positive semi-definite"):
         GaussianMixture([1.0], [[0.0, 0.0]], [[[1.0, 0.0], [0.0, -1.0]]])
-    eng = MFPID(GaussianMixture.diagonal([1.0], [[0.0, 0.0]], [1.0]), Protocol(1.0, 0.0, dim=2))
+    eng = MFPID(GaussianMixture.diagonal([1.0], [[0.0, 0.0]], [1.0]),
+                MFPIDProtocol(1.0, 0.0, dim=2))
     with pytest.raises(ValueError, match="t contains"):
         eng.drift_factors([0.5, 1.0])
     with pytest.raises(ValueError, match="x has shape"):
@@ -486,4 +503,4 @@ def test_validation_errors():
     with pytest.raises(TypeError, match="protocol"):
         MFPID(GaussianMixture.diagonal([1.0], [[0.0, 0.0]], [1.0]), "beta=1")
     with pytest.raises(ValueError, match="dimension"):
-        MFPID(GaussianMixture.diagonal([1.0], [[0.0, 0.0]], [1.0]), Protocol(1.0, 0.0))
+        MFPID(GaussianMixture.diagonal([1.0], [[0.0, 0.0]], [1.0]), MFPIDProtocol(1.0, 0.0))

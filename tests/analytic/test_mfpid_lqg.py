@@ -31,6 +31,15 @@ def test_reference_anchors(bench):
     # s_0 of the independent-agent baselines (adaptive-ODE values of the reference)
     assert bench.offset(0.0, "ia_zero") == pytest.approx(-0.4184207, abs=1e-6)
     assert bench.offset(0.0, "ia_target") == pytest.approx(-6.8508249, abs=1e-6)
+    # the values printed by the author come from explicit Euler on N = 4001 points: replicated
+    assert bench.offset_euler("ia_zero", 4001) == pytest.approx(-0.41890862759595593, rel=1e-12)
+    assert bench.offset_euler("ia_target", 4001) == pytest.approx(-6.8506129151430875,
+                                                                  rel=1e-12)
+    # and converge to the adaptive values at first order
+    errs = [abs(bench.offset_euler("ia_zero", n) - bench.offset(0.0, "ia_zero"))
+            for n in (501, 1001, 2001, 4001)]
+    order = -np.polyfit(np.log([500, 1000, 2000, 4000]), np.log(errs), 1)[0]
+    assert order == pytest.approx(1.0, abs=0.05)
 
 
 def _riccati_variance_ode(S1, t_eval):
@@ -155,7 +164,7 @@ def test_matrix_form_non_commuting_against_solve_ivp():
     for g in GUIDANCES:
         nu_c = {"ia_zero": np.zeros(2), "ia_target": mt}.get(g)
 
-        def rhs_m(tt, y):
+        def rhs_m(tt, y, nu_c=nu_c):
             S, Sig = y[:4].reshape(2, 2), y[4:8].reshape(2, 2)
             m, s = y[8:10], y[10:12]
             nu = m if nu_c is None else nu_c

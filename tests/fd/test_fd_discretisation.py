@@ -33,19 +33,21 @@ def _m0(*x):
 
 
 def make(dim=1, boundary="periodic", hamiltonian=None, coupling="linear", nu=0.2, nt=5,
-         terminal_coupling=None, T=0.5, shape=None, linear_solver="auto"):
+         terminal_coupling=None, T=0.5, shape=None, linear_solver="auto", preconditioner="auto"):
     dom = Domain(BOUNDS[dim], boundary)
     if coupling == "linear":
         coupling = LocalCoupling("linear", 0.7)
     elif coupling == "log":
         coupling = LocalCoupling("log", 0.3)
     prob = MFGProblem(dom, nu=nu, hamiltonian=hamiltonian, coupling=coupling, T=T,
-                      potential=_potential, m0=_m0, terminal_cost=lambda *x: 0.2 * np.sin(2 * np.pi * x[0]),
+                      potential=_potential, m0=_m0,
+                      terminal_cost=lambda *x: 0.2 * np.sin(2 * np.pi * x[0]),
                       terminal_coupling=terminal_coupling)
     grid = Grid(BOUNDS[dim], SHAPES[dim] if shape is None else shape, boundary)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return FDDiscretisation(prob, grid, nt, linear_solver=linear_solver)
+        return FDDiscretisation(prob, grid, nt, linear_solver=linear_solver,
+                                preconditioner=preconditioner)
 
 
 def random_state(D, seed=0, amp=1.0):
@@ -352,3 +354,37 @@ def test_bad_input():
     Dc = make(hamiltonian=Congestion())
     with pytest.raises(ValueError, match="M=None"):
         Dc.policy(Dc.initial_guess()[0])
+
+
+@pytest.mark.parametrize(
+    "case",
+    [dict(dim=2, boundary=("periodic", "neumann"), shape=(9, 8)),
+     dict(dim=3, boundary=("neumann", "periodic", "periodic"), shape=(5, 4, 6)),
+     dict(dim=2, boundary="neumann", shape=(8, 8), hamiltonian=Congestion(0.5, 0.5),
+          terminal_coupling=LocalCoupling("linear", 0.3))],
+    ids=["2d", "3d", "2d-congestion-terminal"],
+)
+def test_heat_preconditioned_krylov_matches_direct(case):
+    Dh = make(preconditioner="heat", **case)
+    Dd = make(linear_solver="direct", **case)
+    state = random_state(Dh, seed=9, amp=0.02)  # mild gradients: the heat part dominates
+    dh, dd = Dh.newton_direction(state), Dd.newton_direction(state)
+    assert Dh.stats["heat_fallbacks"] == 0 and Dh.stats["krylov_iterations"][0] < 60
+    scale = max(np.max(np.abs(dd[0])), np.max(np.abs(dd[1])))
+    np.testing.assert_allclose(dh[0], dd[0], rtol=0, atol=1e-8 * scale)
+    np.testing.assert_allclose(dh[1], dd[1], rtol=0, atol=1e-8 * scale)
+
+
+def test_heat_preconditioner_falls_back_to_exact_sweeps_when_transport_dominates():
+    kw = dict(dim=2, boundary="periodic", shape=(10, 10), nu=0.002)
+    Dh = make(preconditioner="heat", **kw)
+    Dd = make(linear_solver="direct", **kw)
+    state = random_state(Dh, seed=10, amp=1.0)
+    dh, dd = Dh.newton_direction(state), Dd.newton_direction(state)
+    assert Dh.stats["heat_fallbacks"] == 1
+    scale = max(np.max(np.abs(dd[0])), np.max(np.abs(dd[1])))
+    np.testing.assert_allclose(dh[1], dd[1], rtol=0, atol=1e-8 * scale)
+    with pytest.raises(ValueError, match="preconditioner"):
+        make(preconditioner="heat", nu=0.0)
+    with pytest.raises(ValueError, match="preconditioner"):
+        make(preconditioner="multigrid")

@@ -179,8 +179,11 @@ def test_gmres_solves_a_nonsymmetric_system():
     np.testing.assert_allclose(x, np.linalg.solve(A, b), rtol=1e-9, atol=1e-10)
 
 
-@pytest.mark.parametrize("shape,periodic", [((40, 7), (False, True)), ((5, 6, 7), (False, True, False)),
-                                            ((3,), (True,)), ((20, 20), (True, True))])
+@pytest.mark.parametrize(
+    "shape,periodic",
+    [((40, 7), (False, True)), ((5, 6, 7), (False, True, False)), ((3,), (True,)),
+     ((20, 20), (True, True))],
+)
 def test_nested_dissection_is_a_permutation_with_small_fill(shape, periodic):
     from mfg_solvers.fd.orderings import nested_dissection
 
@@ -199,3 +202,22 @@ def test_nested_dissection_is_a_permutation_with_small_fill(shape, periodic):
         lu_nat = spla.splu(A, **opts)
         lu_nd = spla.splu(A[order][:, order].tocsc(), **opts)
         assert lu_nd.L.nnz + lu_nd.U.nnz < 0.8 * (lu_nat.L.nnz + lu_nat.U.nnz)
+
+
+@pytest.mark.parametrize("grid", GRIDS, ids=IDS)
+def test_spectral_heat_sweeps_equal_exact_sweeps_without_transport(grid):
+    from mfg_solvers.fd.linear_solvers import HeatSweeps
+
+    st = Stencil(grid)
+    nu, inv_dt, nb = 0.3, 5.0, 4
+    coef = np.empty((nb, grid.size, st.n_entries))
+    K.stencil_coefficients(np.zeros((nb, grid.size, 2 * grid.dim)), inv_dt, nu, st.nbp, st.nbm,
+                           st.inv_h, coef)
+    exact, heat = StepMatrices(st, coef), HeatSweeps(grid, nu, inv_dt)
+    r = np.random.default_rng(6).standard_normal((nb + 1, grid.size))
+    np.testing.assert_allclose(heat.backward(r[:nb]), exact.backward(r[:nb], inv_dt, False),
+                               rtol=0, atol=1e-13)
+    np.testing.assert_allclose(heat.backward(r, True), exact.backward(r, inv_dt, True),
+                               rtol=0, atol=1e-13)
+    np.testing.assert_allclose(heat.forward(r[:nb]), exact.forward(r[:nb], inv_dt),
+                               rtol=0, atol=1e-13)

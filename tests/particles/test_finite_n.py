@@ -2,6 +2,7 @@
 its density, with a W1 error ~ N^(-1/2) (fitted exponent) down to the discretisation floor."""
 
 import math
+import warnings
 
 import numpy as np
 from scipy.integrate import solve_ivp
@@ -67,3 +68,44 @@ def test_particles_reproduce_the_grid_density_with_w1_rate_one_half():
     ratio = np.array(w1) * np.sqrt(sizes) / (c * math.sqrt(var[-1]))
     assert np.all(np.abs(ratio - 1.0) < 0.25), ratio
 
+
+
+def test_particles_under_the_fd_solution_feedback():
+    """The same LQ game solved by the finite-difference solver: particles driven by its feedback
+    approach its density m(T) like N^(-1/2) until the floor set by the scheme's own (first-order)
+    error; against the exact Gaussian they end below that floor."""
+    from mfg_solvers import Domain, MassNormalisationWarning, MeanCoupling, MFGProblem, solve
+    from mfg_solvers.metrics import wasserstein1_densities_1d
+
+    domain = Domain((-3.0, 5.0), "neumann")
+    problem = MFGProblem(domain, SIG2 / 2, coupling=MeanCoupling(Q, 0.0), T=T,
+                         m0=lambda x: np.exp(-((x - X0) ** 2) / (2 * V0)),
+                         terminal_cost=lambda x: 0.5 * QT * x**2)
+    grid = domain.grid(161)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MassNormalisationWarning)
+        fd = solve(problem, grid, 80)
+    assert fd.converged
+    exact_sol, mean, var = lq_solution(grid, 80)
+    exact_mT = exact_sol.m[-1]
+    fd_error = wasserstein1_densities_1d(fd.m[-1], exact_mT, grid)
+    drift = FeedbackDrift(fd, grid=grid)
+
+    def w1(N, reps, target):
+        vals = []
+        for rep in range(reps):
+            start = gaussian_particles(N, [X0], V0, seed=1000 * rep + N)
+            run = simulate(start, T=T, n_steps=80, sigma=math.sqrt(SIG2), drift=drift, box=grid,
+                           seed=rep)
+            vals.append(wasserstein1_to_density(run.X[:, 0], target, grid))
+        return float(np.mean(vals))
+
+    sizes = [8, 32, 128, 512]
+    errs = [w1(N, 16, fd.m[-1]) for N in sizes]
+    slope = np.polyfit(np.log(sizes), np.log(errs), 1)[0]
+    assert -0.65 < slope < -0.35, (slope, errs)
+    floor = w1(25_600, 2, fd.m[-1])
+    assert 0.5 * fd_error < floor < 2.0 * fd_error, (floor, fd_error)
+    # the particles see the continuous dynamics of the FD feedback: closer to the truth than the
+    # FD density itself
+    assert w1(25_600, 2, exact_mT) < 0.75 * fd_error

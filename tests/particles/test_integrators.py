@@ -183,7 +183,8 @@ def test_absorbing_walls_with_and_without_bridge_test():
     assert abs(bridged.mass[-1] - exact) < 5 * se
     assert plain.mass[-1] - exact > 10 * se  # the plain scheme misses excursions
     dead = ~bridged.alive
-    assert np.all(np.isfinite(bridged.exit_time[dead])) and np.all(np.isnan(bridged.exit_time[~dead]))
+    assert np.all(np.isfinite(bridged.exit_time[dead]))
+    assert np.all(np.isnan(bridged.exit_time[~dead]))
     assert np.all((bridged.X[:, 0] >= 0.0) & (bridged.X[:, 0] <= L))
     # the exit-time law: P(tau <= T/2) from the recorded exit times
     half = np.mean(bridged.exit_time[dead] <= T / 2 + 1e-12) * dead.mean()

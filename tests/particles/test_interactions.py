@@ -18,7 +18,6 @@ from mfg_solvers.particles import (
     gaussian_particles,
     interaction_drift,
     simulate,
-    uniform_particles,
 )
 
 
@@ -36,9 +35,9 @@ def _pm_errors(X, kernel, shapes):
 
 def test_kernel_gradients_match_finite_differences():
     rng = np.random.default_rng(0)
+    coulomb = RegularisedCoulombKernel(0.8, 0.2)
     for kern, d in [(GaussianKernel(1.3, 0.7), 2), (MorseKernel(1.0, 1.2, 2.0, 0.4, 0.1), 3),
-                    (RegularisedCoulombKernel(0.8, 0.2), 1), (RegularisedCoulombKernel(0.8, 0.2), 2),
-                    (RegularisedCoulombKernel(0.8, 0.2), 3), (QuadraticKernel(2.0), 2)]:
+                    (coulomb, 1), (coulomb, 2), (coulomb, 3), (QuadraticKernel(2.0), 2)]:
         x = rng.standard_normal((50, d))
         g = np.stack(kern.gradient(*x.T), -1)
         eps = 1e-6
