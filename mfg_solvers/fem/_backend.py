@@ -2,8 +2,9 @@
 
 ``dolfinx_solver`` (the PyPI wheel ``dolfinx-solver-real``) must be imported before dolfinx and
 petsc4py: it loads ``mpi4py.MPI`` first. ``h5py`` (used by :meth:`Solution.save`) is imported
-before both: gmsh and ADIOS2 bring another HDF5 library, and ``h5py`` must bind its own first. Every module of :mod:`mfg_solvers.fem` imports the stack
-from here, so nothing else in the package touches dolfinx.
+before both: gmsh and ADIOS2 bring another HDF5 library, and ``h5py`` must bind its own first.
+Every module of :mod:`mfg_solvers.fem` imports the stack from here, so nothing else in the
+package touches dolfinx.
 """
 
 from __future__ import annotations

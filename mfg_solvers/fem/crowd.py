@@ -11,7 +11,8 @@ distance to the nearest exit:
     -\\partial_t u - \\nu\\Delta u + \\frac{|\\nabla u|^2}{2 (c + m)^{\\alpha}} = V + s\\,m,
     \\qquad u(T, x) = \\kappa_T\\, d(x, \\text{exits}),
 
-    \\partial_t m - \\nu\\Delta m - \\operatorname{div}\\Big(m\\,\\frac{\\nabla u}{(c+m)^\\alpha}\\Big)
+    \\partial_t m - \\nu\\Delta m
+    - \\operatorname{div}\\Big(m\\,\\frac{\\nabla u}{(c+m)^\\alpha}\\Big)
     = 0, \\qquad m(0) = m_0 .
 
 Walls and obstacles reflect (:math:`\\partial_n u = 0`, zero normal flux of :math:`m`); at the

@@ -20,8 +20,11 @@ Scheme (details and the choice of stabilisation in :mod:`mfg_solvers.fem.forms`)
 * ergodic problems: unknowns :math:`(U, M, \\lambda)` with :math:`\\int M = 1`,
   :math:`\\int U = 0` (bordered system, see :meth:`FEMDiscretisation.newton_direction`);
 * Newton: the Jacobian is assembled from the UFL derivatives of the weak forms (not by finite
-  differences) into one space-time PETSc matrix and solved by a sparse direct LU (MUMPS), in
-  serial or under MPI (:mod:`mfg_solvers.fem.blocks`).
+  differences). Time-dependent systems are solved by GMRES on the Schur complement in ``M``
+  with backward HJB / forward FP sweeps (:mod:`mfg_solvers.fem.schur`, cost linear in the
+  number of steps), or by a sparse direct LU (MUMPS) of the whole space-time PETSc matrix
+  (:mod:`mfg_solvers.fem.blocks`), which also solves the bordered ergodic systems; serial or
+  under MPI.
 
 Orders (verified in ``tests/fem``): :math:`O(h^{k+1})` in :math:`L^2` and :math:`O(h^k)` in
 :math:`H^1` for :math:`P_k`, first order in :math:`\\Delta t`.
@@ -56,7 +59,7 @@ import numpy as np
 from ..errors import ConvergenceError
 from ..model import MASS_WARNING_TOLERANCE, LocalCoupling, MassNormalisationWarning, MFGProblem
 from ..results import Solution
-from ._backend import MPI, fem, la, mesh
+from ._backend import MPI, fem, la
 from .blocks import BlockLayout, BlockMatrix, CSRPattern
 from .forms import STABILISATIONS, MFGForms
 from .meshes import FEMMesh, mesh_for_domain
@@ -176,6 +179,12 @@ class FEMDiscretisation:
         for label, val in (("cip_gamma", cip_gamma), ("cip_delta", cip_delta)):
             if not np.isfinite(val) or val < 0:
                 raise ValueError(f"{label}={val!r} must be a finite number >= 0")
+        if quadrature_degree is not None and (
+            int(quadrature_degree) != quadrature_degree or quadrature_degree < 1
+        ):
+            raise ValueError(
+                f"quadrature_degree={quadrature_degree!r} must be a positive integer or None"
+            )
         if not np.isfinite(inner_tol) or inner_tol <= 0:
             raise ValueError(f"inner_tol={inner_tol!r} must be a positive number")
         if int(inner_max_iter) != inner_max_iter or inner_max_iter < 1:
@@ -347,7 +356,7 @@ class FEMDiscretisation:
                           MassNormalisationWarning, stacklevel=3)
         return m / mass
 
-    # -- small helpers ----------------------------------------------------------------------
+    # -- small utilities --------------------------------------------------------------------
     def _sum(self, arr) -> float:
         return float(self.comm.allreduce(float(np.sum(arr)), op=MPI.SUM))
 
@@ -401,9 +410,10 @@ class FEMDiscretisation:
             F.coupling.xbar.value[:] = xbar
 
     def _mean_values(self):
-        """Values of the mean-coupling terms: for each axis k the column
-        :math:`\\partial R_H/\\partial\\bar x_k = q\\kappa\\,((x_k - \\kappa\\bar x_k), \\varphi_i)`,
-        the row :math:`-\\int x_k\\varphi_j` and the diagonal 1 of the definition of :math:`\\bar x`."""
+        """Values of the mean-coupling terms, for each axis k: the column
+        :math:`\\partial R_H/\\partial\\bar x_k = q\\kappa\\,(x_k - \\kappa\\bar x_k, \\varphi_i)`,
+        the row :math:`-\\int x_k\\varphi_j` and the diagonal 1 of the definition of
+        :math:`\\bar x`."""
         consts = self.forms.coupling.consts
         q, kappa = float(consts["q"].value), float(consts["kappa"].value)
         xbar = self.forms.coupling.xbar.value
@@ -526,7 +536,8 @@ class FEMDiscretisation:
         return RU, RM
 
     def residual_norm(self, state) -> float:
-        """Max norm of the scaled residuals (all ranks); ergodic: also :math:`|\\int U|/|\\Omega|`."""
+        """Max norm of the scaled residuals (all ranks); ergodic: also
+        :math:`|\\int U|/|\\Omega|`."""
         res = self.residual(state)
         r = max(self._max_abs(res[0]), self._max_abs(res[1]))
         if self.ergodic:
@@ -861,14 +872,16 @@ class FEMDiscretisation:
         return M
 
     # -- policy iteration ---------------------------------------------------------------------
-    def policy(self, U):
+    def policy(self, U, M=None):
         """The frozen policy of ``U``: the feedback :math:`a = -\\partial_p H(\\nabla U, m)`.
 
         It is represented by its linearisation point ``U`` (a copy): the frozen-policy HJB is
         the HJB linearised at ``U``, which for :math:`H(p, m) = \\sup_a\\{-p\\cdot a - L(a, m)\\}`
         is :math:`-\\partial_t u - \\nu\\Delta u - a\\cdot\\nabla u - L(a, m) = V + f(m)` with the
         feedback :math:`a` of ``U`` (plus the linearised stabilisation); the frozen-policy FP is
-        its transpose, i.e. :meth:`solve_fp` at ``U``.
+        its transpose, i.e. :meth:`solve_fp` at ``U``. ``M`` is accepted for the common
+        interface and not needed: with a congestion Hamiltonian the density enters where the
+        frozen-policy problems are solved (:meth:`solve_hjb_policy` gets it).
         """
         U = np.array(U, dtype=float)
         shape = (self.size,) if self.ergodic else (self.nt + 1, self.size)
@@ -1093,4 +1106,4 @@ class FEMDiscretisation:
                 f"{kind}, exits={list(self.exits)})")
 
 
-__all__ = ["FEMDiscretisation", "mesh"]
+__all__ = ["FEMDiscretisation"]

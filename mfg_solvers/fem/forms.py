@@ -15,7 +15,8 @@ with the *continuous interior penalty* (CIP, edge) stabilisation
 .. math::
 
     s_h(u, m; v) = \\sum_{F\\ \\text{interior}} \\int_F \\frac{\\gamma}{k^2} h_F^2\\,
-        |\\{b(\\nabla u, m)\\}\\cdot n_F|_\\delta\\,[\\nabla u\\cdot n_F]\\,[\\nabla v\\cdot n_F]\\,ds,
+        |\\{b(\\nabla u, m)\\}\\cdot n_F|_\\delta\\,[\\nabla u\\cdot n_F]\\,
+        [\\nabla v\\cdot n_F]\\,ds,
     \\qquad |a|_\\delta = \\sqrt{a^2 + \\delta^2},
 
 :math:`[\\cdot]` the jump and :math:`\\{\\cdot\\}` the mean across the facet. Time step
@@ -44,8 +45,8 @@ reflecting walls. At exits :math:`U` is prescribed, the test functions of the HJ
 and so does :math:`M` (absorbing boundary); the same identity then yields the outflow.
 
 Why CIP and not SUPG: SUPG multiplies the *whole* strong residual, the time difference included,
-by the streamline test function :math:`\\tau\\, b\\cdot\\nabla v`; the adjoint FP would then conserve
-:math:`\\int (m + \\tau\\, b\\cdot\\nabla m)` instead of :math:`\\int m`. CIP acts on
+by the streamline test function :math:`\\tau\\, b\\cdot\\nabla v`; the adjoint FP would then
+conserve :math:`\\int (m + \\tau\\, b\\cdot\\nabla m)` instead of :math:`\\int m`. CIP acts on
 :math:`\\nabla u` alone, is symmetric (the FP receives the same edge term), is consistent (the
 gradient jumps of a smooth solution vanish), so it keeps the optimal orders of P1 and P2
 (:math:`O(h^{k+1})` in :math:`L^2`, :math:`O(h^k)` in :math:`H^1`), and its weight is a smooth

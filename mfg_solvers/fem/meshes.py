@@ -29,7 +29,7 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 
 from ..grid import Domain
-from ._backend import MPI, dolfinx, mesh
+from ._backend import MPI, mesh
 
 #: Tag of the reflecting walls.
 WALLS = 1
@@ -546,5 +546,5 @@ def _build_room(gmsh, width, height, obstacles, doors, h):
 
 __all__ = [
     "FEMMesh", "WALLS", "boundary_patch", "box_mesh", "interval_mesh", "mesh_for_domain",
-    "rectangle_mesh", "room_mesh", "dolfinx",
+    "rectangle_mesh", "room_mesh",
 ]

@@ -1,4 +1,5 @@
-"""``solve(problem, mesh, ...)``: build the finite-element discretisation and run a coupling solver."""
+"""``solve(problem, mesh, ...)``: build the finite-element discretisation, run a coupling
+solver."""
 
 from __future__ import annotations
 

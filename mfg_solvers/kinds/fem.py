@@ -2,7 +2,7 @@ r"""Catalogue kind ``fem-crowd``: crowd evacuation of a room by finite elements 
 
 The entry describes the room, the crowd and the costs; the solve is
 :func:`mfg_solvers.fem.crowd.run_crowd_room` (P1/P2 Lagrange with continuous interior penalty,
-implicit Euler, Newton on the coupled space-time system with a MUMPS LU, serial or MPI).
+implicit Euler, Newton on the coupled space-time system, GMRES with time sweeps, serial or MPI).
 
 Equations (finite horizon :math:`T`, room :math:`\Omega` with obstacles removed)
 

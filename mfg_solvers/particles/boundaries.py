@@ -139,7 +139,7 @@ class Box:
         return f"Box(bounds={self.bounds}, boundary={self.boundary})"
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def wrap(x, lo, hi):
     """Periodic image of ``x`` in ``[lo, hi)``."""
     L = hi - lo
@@ -149,7 +149,7 @@ def wrap(x, lo, hi):
     return lo + y
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def fold(x, lo, hi):
     """Symmetric reflection of ``x`` into ``[lo, hi]`` (any number of wall bounces)."""
     if lo <= x <= hi:
@@ -161,7 +161,7 @@ def fold(x, lo, hi):
     return lo + y
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def bridge_survival(x0, x1, lo, hi, var_dt):
     """Probability that a Brownian bridge from ``x0`` to ``x1`` (both inside) stays inside.
 

@@ -71,7 +71,7 @@ def grid_geometry(grid: Grid):
     return lo, h, shape, periodic
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _cell(x, lo, h, n, periodic, clamp, ia, ib, wa, k):
     """Cell of coordinate ``x`` on axis ``k``: nodes ``ia[k], ib[k]``, weight ``wa[k]`` of ``ib``.
 

@@ -91,7 +91,7 @@ SCHEMES = ("euler", "milstein", "exact")
 # ---------------------------------------------------------------------------------------------
 # kernels
 # ---------------------------------------------------------------------------------------------
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _boundary(xo, xn, code, lo, hi):
     """Apply the wall rule of one axis: ``(new coordinate, killed)``."""
     if code == 1:
@@ -130,6 +130,14 @@ def _sde_step_kernel(X, alive, exit_time, Barr, A, c, Ls, S, dS, milstein, dt, s
     h1 = hashes[1]
     h2 = hashes[2]
     hx = hashes[EXIT_SLOT]
+    # coefficients as scalars: loaded once, not at every particle (X could alias them)
+    a00, a01, a02 = A[0, 0], A[0, 1], A[0, 2]
+    a10, a11, a12 = A[1, 0], A[1, 1], A[1, 2]
+    a20, a21, a22 = A[2, 0], A[2, 1], A[2, 2]
+    c0, c1, c2 = c[0], c[1], c[2]
+    l00, l01, l02 = Ls[0, 0], Ls[0, 1], Ls[0, 2]
+    l10, l11, l12 = Ls[1, 0], Ls[1, 1], Ls[1, 2]
+    l20, l21, l22 = Ls[2, 0], Ls[2, 1], Ls[2, 2]
     for b in prange(nb):
         s0 = 0.0
         s1 = 0.0
@@ -146,9 +154,9 @@ def _sde_step_kernel(X, alive, exit_time, Barr, A, c, Ls, S, dS, milstein, dt, s
             x0 = X[i, 0]
             x1 = X[i, 1] if d > 1 else 0.0
             x2 = X[i, 2] if d > 2 else 0.0
-            b0 = c[0] + A[0, 0] * x0 + A[0, 1] * x1 + A[0, 2] * x2
-            b1 = c[1] + A[1, 0] * x0 + A[1, 1] * x1 + A[1, 2] * x2
-            b2 = c[2] + A[2, 0] * x0 + A[2, 1] * x1 + A[2, 2] * x2 if d > 2 else 0.0
+            b0 = c0 + a00 * x0 + a01 * x1 + a02 * x2
+            b1 = c1 + a10 * x0 + a11 * x1 + a12 * x2
+            b2 = c2 + a20 * x0 + a21 * x1 + a22 * x2 if d > 2 else 0.0
             if has_arr:
                 b0 += Barr[i, 0]
                 if d > 1:
@@ -173,9 +181,9 @@ def _sde_step_kernel(X, alive, exit_time, Barr, A, c, Ls, S, dS, milstein, dt, s
                     if milstein:
                         n2 += 0.5 * S[i, 2] * dS[i, 2] * (dw2 * dw2 - dt)
             else:
-                n0 = x0 + b0 * dt + Ls[0, 0] * z0 + Ls[0, 1] * z1 + Ls[0, 2] * z2
-                n1 = x1 + b1 * dt + Ls[1, 0] * z0 + Ls[1, 1] * z1 + Ls[1, 2] * z2
-                n2 = x2 + b2 * dt + Ls[2, 0] * z0 + Ls[2, 1] * z1 + Ls[2, 2] * z2 if d > 2 else 0.0
+                n0 = x0 + b0 * dt + l00 * z0 + l01 * z1 + l02 * z2
+                n1 = x1 + b1 * dt + l10 * z0 + l11 * z1 + l12 * z2
+                n2 = x2 + b2 * dt + l20 * z0 + l21 * z1 + l22 * z2 if d > 2 else 0.0
             if has_abs and not (math.isfinite(n0) and math.isfinite(n1) and math.isfinite(n2)):
                 nbad += 1
                 continue
@@ -265,39 +273,32 @@ def _linear_step_kernel(X, E, L, shift, key_a, hashes, offset, sums, counts, bad
 
 
 @njit(cache=True, parallel=True)
-def _sum_kernel(X, alive, sums, counts):
+def _moment_kernel(X, alive, shift, sums, counts, second):
+    """Block sums of :math:`x - s` (live particles), their counts and, when ``second`` has one row
+    per block, of :math:`(x - s)(x - s)^\\top` (flattened ``d*d``)."""
     N, d = X.shape
     nb = sums.shape[0]
+    want2 = second.shape[0] == nb
     for b in prange(nb):
-        s = np.zeros(3)
+        s1 = np.zeros(3)
+        s2 = np.zeros(9)
         cnt = 0
         for i in range(b * BLOCK, min(N, (b + 1) * BLOCK)):
             if alive[i] == 0:
                 continue
             cnt += 1
             for k in range(d):
-                s[k] += X[i, k]
+                dk = X[i, k] - shift[k]
+                s1[k] += dk
+                if want2:
+                    for l in range(d):
+                        s2[k * d + l] += dk * (X[i, l] - shift[l])
         for k in range(d):
-            sums[b, k] = s[k]
+            sums[b, k] = s1[k]
         counts[b] = cnt
-
-
-@njit(cache=True, parallel=True)
-def _centred_kernel(X, alive, mean, out):
-    """Block sums of :math:`(x - \\bar x)(x - \\bar x)^\\top` (flattened ``d*d``)."""
-    N, d = X.shape
-    nb = out.shape[0]
-    for b in prange(nb):
-        s = np.zeros(9)
-        for i in range(b * BLOCK, min(N, (b + 1) * BLOCK)):
-            if alive[i] == 0:
-                continue
-            for k in range(d):
-                dk = X[i, k] - mean[k]
-                for l in range(d):
-                    s[k * d + l] += dk * (X[i, l] - mean[l])
-        for q in range(d * d):
-            out[b, q] = s[q]
+        if want2:
+            for q in range(d * d):
+                second[b, q] = s2[q]
 
 
 def _pad3(a: np.ndarray) -> np.ndarray:
@@ -325,14 +326,14 @@ def cloud_moments(X, alive=None, comm=None):
     sums = np.zeros((nb, d))
     counts = np.zeros(nb, dtype=np.int64)
     with threads_for(n):
-        _sum_kernel(X, al, sums, counts)
+        _moment_kernel(X, al, np.zeros(d), sums, counts, np.zeros((0, d * d)))
     S, M = reduce_blocks(comm, sums, counts)
     if M == 0:
         return np.full(d, np.nan), np.full((d, d), np.nan), 0
     mean = S / M
     out = np.zeros((nb, d * d))
-    with threads_for(n):
-        _centred_kernel(X, al, mean, out)
+    with threads_for(n):  # second pass centred on the mean (no cancellation)
+        _moment_kernel(X, al, mean, sums, counts, out)
     C, _ = reduce_blocks(comm, out, counts)
     return mean, C.reshape(d, d) / M, M
 
@@ -649,7 +650,7 @@ def _simulate(X0, T, n_steps, dt, sigma, drift, interaction, scheme, box, seed, 
             return sigma.evaluate(t, Xc, al, milstein)
         return np.zeros((0, d)), np.zeros((0, d))
 
-    _sum_kernel(X, alive, sums, counts)
+    _moment_kernel(X, alive, np.zeros(d), sums, counts, np.zeros((0, d * d)))
     S_sum, M_alive = reduce_blocks(comm, sums, counts)
 
     # -- validation of the drift and the diffusion on the initial cloud ------------------------

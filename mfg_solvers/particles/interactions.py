@@ -151,7 +151,7 @@ class RegularisedCoulombKernel(Kernel):
         return np.array([self.strength, self.eps, 0.0, 0.0, 0.0])
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def radial_factor(kind, p, r2, d):
     """:math:`g(r^2)` with :math:`\\nabla W(x) = g(|x|^2)\\,x`."""
     if kind == K_QUADRATIC:

@@ -115,7 +115,7 @@ _ZKI = _ZK.astype(np.int64)  # thresholds < 2^53: compare as int64
 # ---------------------------------------------------------------------------------------------
 # numba primitives
 # ---------------------------------------------------------------------------------------------
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def mix64(z):
     """SplitMix64 finaliser: a bijection of uint64 with full avalanche."""
     z = (z ^ (z >> _S30)) * _M1
@@ -123,13 +123,13 @@ def mix64(z):
     return z ^ (z >> _S31)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def particle_key(seed_a, gid):
     """Per-particle key :math:`k_i = \\operatorname{mix}(s_a + i\\gamma)` (``gid`` as uint64)."""
     return mix64(seed_a + gid * GAMMA)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def uniform_from_bits(u):
     """:math:`\\lfloor u / 2^{11}\\rfloor 2^{-53} \\in [0, 1)`."""
     return float(np.int64(u >> _S11)) * _TWO_M53
@@ -166,7 +166,7 @@ def _normal_slow(u):
         u = mix64(s)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def normal_from_bits(u):
     """Standard normal variate from 64 random bits (ziggurat; exact in distribution).
 
@@ -223,21 +223,14 @@ class StreamKeys:
 # Bulk draws
 # ---------------------------------------------------------------------------------------------
 @njit(cache=True, parallel=True)
-def _normals_kernel(seed_a, hashes, offset, out):
+def _draws_kernel(seed_a, hashes, offset, normal, out):
+    """``out[i, j]``: normal (or uniform) draw of slot ``hashes[j]`` of particle ``offset + i``."""
     n, d = out.shape
     for i in prange(n):
         key = particle_key(seed_a, np.uint64(offset + i))
         for j in range(d):
-            out[i, j] = normal_from_bits(mix64(key + hashes[j]))
-
-
-@njit(cache=True, parallel=True)
-def _uniforms_kernel(seed_a, hashes, offset, out):
-    n, d = out.shape
-    for i in prange(n):
-        key = particle_key(seed_a, np.uint64(offset + i))
-        for j in range(d):
-            out[i, j] = uniform_from_bits(mix64(key + hashes[j]))
+            u = mix64(key + hashes[j])
+            out[i, j] = normal_from_bits(u) if normal else uniform_from_bits(u)
 
 
 def _check_draw_args(n, d, offset, first_slot):
@@ -261,7 +254,8 @@ def standard_normals(seed, n, d, step, offset=0, first_slot=0) -> np.ndarray:
     keys = StreamKeys(seed)
     out = np.empty((int(n), int(d)))
     with np.errstate(over="ignore"), threads_for(n):
-        _normals_kernel(keys.a, keys.step_hashes(int(step))[first_slot:], np.int64(offset), out)
+        _draws_kernel(keys.a, keys.step_hashes(int(step))[first_slot:], np.int64(offset), True,
+                      out)
     return out
 
 
@@ -271,7 +265,8 @@ def uniforms(seed, n, d, step, offset=0, first_slot=0) -> np.ndarray:
     keys = StreamKeys(seed)
     out = np.empty((int(n), int(d)))
     with np.errstate(over="ignore"), threads_for(n):
-        _uniforms_kernel(keys.a, keys.step_hashes(int(step))[first_slot:], np.int64(offset), out)
+        _draws_kernel(keys.a, keys.step_hashes(int(step))[first_slot:], np.int64(offset), False,
+                      out)
     return out
 
 

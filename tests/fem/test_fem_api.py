@@ -9,7 +9,13 @@ matplotlib.use("Agg")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from mfg_solvers import Congestion, Domain, LocalCoupling, MFGProblem, NonlocalCoupling  # noqa: E402
+from mfg_solvers import (  # noqa: E402
+    Congestion,
+    Domain,
+    LocalCoupling,
+    MFGProblem,
+    NonlocalCoupling,
+)
 from mfg_solvers.coupling import solve_newton  # noqa: E402
 
 ROOM = dict(

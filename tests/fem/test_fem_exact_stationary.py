@@ -10,7 +10,6 @@ there), so u is compared inside the disc |x| < 2.5 sigma, up to a constant.
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from mfg_solvers import Domain, LocalCoupling, MeanCoupling, MFGProblem
 from mfg_solvers.coupling import solve_newton

@@ -155,3 +155,55 @@ def test_time_dependent_orders(degree, meshes):
         assert fitted_order(h, errors[key]) == pytest.approx(degree + 1, abs=0.25), (key, errors)
     for key in ("uH1", "mH1"):
         assert fitted_order(h, errors[key]) == pytest.approx(degree, abs=0.15), (key, errors)
+
+
+# -- order in time ------------------------------------------------------------------------------
+def u_smooth(x, t):
+    ufl = _ufl()
+    return ufl.cos(PI * x[0]) * ufl.cos(PI * x[1]) * (0.5 + 0.3 * ufl.sin(2 * t))
+
+
+def m_smooth(x, t):
+    ufl = _ufl()
+    return (1 + 0.5 * ufl.cos(PI * x[0]) * ufl.cos(2 * PI * x[1])
+            + 0.2 * ufl.sin(3 * t) * ufl.cos(PI * x[0]) * ufl.cos(PI * x[1]))
+
+
+def forcing_smooth(x, t_u, t_m):
+    """The continuous forcing, with u taken at t^n and m at t^{n+1} (an O(dt) perturbation)."""
+    ufl = _ufl()
+    u, m = u_smooth(x, t_u), m_smooth(x, t_m)
+    du_dt = ufl.cos(PI * x[0]) * ufl.cos(PI * x[1]) * 0.6 * ufl.cos(2 * t_u)
+    dm_dt = 0.6 * ufl.cos(3 * t_m) * ufl.cos(PI * x[0]) * ufl.cos(PI * x[1])
+    gu = ufl.grad(u)
+    weight = (C + m) ** (-ALPHA)
+    S_u = -du_dt - NU_T * ufl.div(gu) + 0.5 * ufl.dot(gu, gu) * weight - m
+    S_m = dm_dt - NU_T * ufl.div(ufl.grad(m)) - ufl.div(m * gu * weight)
+    return S_u, S_m
+
+
+def test_first_order_in_time():
+    """u, m smooth (not affine) in t: implicit Euler is first order in dt (P2 on a fine enough
+    mesh that the spatial error is negligible)."""
+    from mfg_solvers.fem import FEMDiscretisation, rectangle_mesh
+
+    problem = MFGProblem(
+        Domain([(0, 1), (0, 1)], "neumann"), NU_T, hamiltonian=Congestion(C, ALPHA),
+        coupling=LocalCoupling("linear", 1.0),
+        m0=lambda x, y: 1 + 0.5 * np.cos(PI * x) * np.cos(2 * PI * y), T=T,
+        terminal_cost=lambda x, y: (np.cos(PI * x) * np.cos(PI * y)
+                                    * (0.5 + 0.3 * np.sin(2 * T))),
+        name="manufactured, smooth in time",
+    )
+    msh = rectangle_mesh([(0, 1), (0, 1)], 10)
+    steps = (4, 8, 16, 32)
+    eu, em = [], []
+    for nt in steps:
+        disc = FEMDiscretisation(problem, msh, nt, degree=2, forcing=forcing_smooth)
+        sol = solve_newton(disc, tol=1e-10, progress=False)
+        U, M = disc.from_solution(sol)
+        eu.append(disc.error_norms(U[0], lambda x: u_smooth(x, 0.0))["L2"])
+        em.append(disc.error_norms(M[nt], lambda x: m_smooth(x, T))["L2"])
+    dt = T / np.asarray(steps)
+    assert fitted_order(dt, eu) == pytest.approx(1.0, abs=0.15), eu
+    assert fitted_order(dt, em) == pytest.approx(1.0, abs=0.15), em

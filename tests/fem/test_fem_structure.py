@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mfg_solvers import Congestion, Domain, LocalCoupling, MFGProblem
+from mfg_solvers import Congestion, Domain, LocalCoupling, MFGProblem, PowerLaw
 from mfg_solvers.coupling import solve_newton
 
 PI = np.pi
@@ -107,11 +107,13 @@ def test_exit_mass_balance(quiet_mass_warning):
 
 @pytest.mark.parametrize("kind", ["interval", "box"])
 def test_mass_conservation_1d_3d(kind, quiet_mass_warning):
-    """The same conservation on an interval (P2) and a box (P1)."""
+    """The same conservation on an interval (P2, power-law Hamiltonian |p|^1.5 / 1.5) and a box
+    (P1, congestion)."""
     from mfg_solvers.fem import FEMDiscretisation, box_mesh, interval_mesh
 
     if kind == "interval":
-        problem = MFGProblem(Domain((0, 1), "neumann"), 0.05, coupling=LocalCoupling("linear", 1),
+        problem = MFGProblem(Domain((0, 1), "neumann"), 0.05, hamiltonian=PowerLaw(1.5),
+                             coupling=LocalCoupling("linear", 1),
                              potential=lambda x: np.cos(2 * PI * x),
                              m0=lambda x: 1 + 0.5 * np.cos(PI * x), T=1.0, name="1d")
         disc = FEMDiscretisation(problem, interval_mesh((0, 1), 20), 10, degree=2)
@@ -121,6 +123,7 @@ def test_mass_conservation_1d_3d(kind, quiet_mass_warning):
                              potential=lambda x, y, z: x * y + z,
                              m0=lambda x, y, z: 1 + 0 * x, T=0.5, name="3d")
         disc = FEMDiscretisation(problem, box_mesh([(0, 1)] * 3, 3), 3)
-    sol = solve_newton(disc, tol=1e-11, progress=False)
+    # (the regularised |p|^1.5 has a large second derivative near p = 0: residual floor ~2e-11)
+    sol = solve_newton(disc, tol=1e-10, progress=False)
     assert sol.converged
     assert np.abs(sol.dataset["mass"].values - 1.0).max() < 1e-13
