@@ -58,7 +58,7 @@ _MAX_PRIVATE = 1 << 24
 
 
 # ---------------------------------------------------------------------------------------------
-# geometry helpers
+# grid geometry
 # ---------------------------------------------------------------------------------------------
 def grid_geometry(grid: Grid):
     """``(lo, h, shape, periodic)`` arrays describing ``grid`` to the numba kernels."""
