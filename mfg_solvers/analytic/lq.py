@@ -91,6 +91,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .._validation import real_number
+
 #: Largest allowed sqrt(eigenvalue) * T (cosh/sinh must stay far from overflow).
 MAX_GROWTH_EXPONENT = 300.0
 #: Smallest allowed singular value of Psi(T) (relative to the size of Psi(T), T Psi'(T)):
@@ -101,20 +103,7 @@ RESONANCE_TOLERANCE = 1e-10
 # ---------------------------------------------------------------------------------------------
 # validation helpers
 # ---------------------------------------------------------------------------------------------
-def _real(name: str, value, *, positive=False, nonneg=False) -> float:
-    if isinstance(value, bool) or not np.isscalar(value):
-        raise TypeError(f"{name}={value!r} must be a real number")
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name}={value!r} must be a real number") from None
-    if not np.isfinite(v):
-        raise ValueError(f"{name}={value!r} must be finite")
-    if positive and v <= 0:
-        raise ValueError(f"{name}={value!r} must be > 0")
-    if nonneg and v < 0:
-        raise ValueError(f"{name}={value!r} must be >= 0")
-    return v
+_real = real_number
 
 
 def _infer_dim(dim, *values) -> int:

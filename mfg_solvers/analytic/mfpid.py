@@ -82,6 +82,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._validation import real_number
 from ..errors import NaNError
 
 __all__ = [
@@ -112,20 +113,7 @@ __all__ = [
 # ---------------------------------------------------------------------------------------------
 # input validation
 # ---------------------------------------------------------------------------------------------
-def _real(name: str, value, *, positive=False, nonneg=False) -> float:
-    if isinstance(value, bool) or not np.isscalar(value):
-        raise TypeError(f"{name}={value!r} must be a real number")
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name}={value!r} must be a real number") from None
-    if not np.isfinite(v):
-        raise ValueError(f"{name}={value!r} must be finite")
-    if positive and v <= 0:
-        raise ValueError(f"{name}={value!r} must be > 0")
-    if nonneg and v < 0:
-        raise ValueError(f"{name}={value!r} must be >= 0")
-    return v
+_real = real_number
 
 
 def _int(name: str, value, *, minimum: int = 1) -> int:
