@@ -60,6 +60,7 @@ from ..errors import ConvergenceError
 from ..model import MASS_WARNING_TOLERANCE, LocalCoupling, MassNormalisationWarning, MFGProblem
 from ..results import Solution
 from ._backend import MPI, fem, la
+from .assembly import FormMatrix
 from .blocks import BlockLayout, BlockMatrix, CSRPattern
 from .forms import STABILISATIONS, MFGForms
 from .meshes import FEMMesh, mesh_for_domain
@@ -114,7 +115,7 @@ class FEMDiscretisation:
         CIP coefficient :math:`\\gamma` and the smoothing :math:`\\delta` of :math:`|b\\cdot n|`.
     quadrature_degree
         Quadrature degree of the cell integrals (default :math:`2k`: exact for the mass
-        matrix; the facet integrals use :math:`2k`).
+        matrix; the facet integrals of the stabilisation use :math:`2k - 1`).
     forcing
         Optional ``forcing(x, t_u, t_m) -> (S_u, S_m)`` returning UFL expressions added as
         right-hand sides of the HJB and FP (manufactured solutions); ``x`` is the UFL spatial
@@ -384,17 +385,14 @@ class FEMDiscretisation:
 
     def _mat_values(self, key) -> np.ndarray:
         """Assemble the Jacobian block ``key`` and return its CSR values (fixed pattern)."""
-        form = self.forms.forms[key]
-        A = self._mats.get(key)
-        if A is None:
-            A = fem.petsc.create_matrix(form)
-            self._mats[key] = A
-        A.zeroEntries()
-        fem.petsc.assemble_matrix(A, form)
-        A.assemble()
+        fm = self._mats.get(key)
+        if fm is None:
+            fm = FormMatrix(self.forms.forms[key])
+            self._mats[key] = fm
+        A = fm.assemble()
         if key not in self._patterns:
             self._patterns[key] = CSRPattern(A)
-        return A.getValuesCSR()[2].copy()
+        return fm.values()
 
     def _pattern(self, key) -> CSRPattern:
         if key not in self._patterns:

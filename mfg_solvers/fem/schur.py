@@ -35,6 +35,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._backend import PETSc, fem
+from .assembly import FormMatrix
 
 
 class _Operator:
@@ -73,8 +74,13 @@ class SchurSolver:
         self.bcs = [fem.dirichletbc(zero, dofs, V)] if len(dofs) else []
         forms = disc.forms.forms
         self.forms = forms
-        self.mats = {key: [fem.petsc.create_matrix(forms[key]) for _ in range(self.nt)]
-                     for key in ("JHU", "JHM", "JFU", "JFM")}
+        # diagonal blocks keep 1 on the constrained diagonal, the coupling blocks 0
+        self.form_mats = {
+            key: [FormMatrix(forms[key], self.bcs, 1.0 if key in ("JHU", "JFM") else 0.0)
+                  for _ in range(self.nt)]
+            for key in ("JHU", "JHM", "JFU", "JFM")
+        }
+        self.mats = {key: [fm.mat for fm in fms] for key, fms in self.form_mats.items()}
         mass = fem.petsc.create_matrix(forms["mass"])
         fem.petsc.assemble_matrix(mass, forms["mass"], bcs=self.bcs, diag=0.0)
         mass.assemble()
@@ -105,11 +111,7 @@ class SchurSolver:
     def assemble_step(self, n: int) -> None:
         """Assemble the four blocks of step ``n`` (the form slots hold step ``n``)."""
         for key in ("JHU", "JHM", "JFU", "JFM"):
-            A = self.mats[key][n]
-            A.zeroEntries()
-            diag = 1.0 if key in ("JHU", "JFM") else 0.0
-            fem.petsc.assemble_matrix(A, self.forms[key], bcs=self.bcs, diag=diag)
-            A.assemble()
+            self.form_mats[key][n].assemble()
 
     def factorise(self) -> None:
         for ksp in self.ksp_L + self.ksp_K:
@@ -191,7 +193,7 @@ class SchurSolver:
     def destroy(self):
         for ksp in self.ksp_L + self.ksp_K:
             ksp.destroy()
-        for mats in self.mats.values():
-            for A in mats:
-                A.destroy()
+        for fms in self.form_mats.values():
+            for fm in fms:
+                fm.destroy()
         self.mass_dt.destroy()
