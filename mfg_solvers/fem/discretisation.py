@@ -64,9 +64,12 @@ from .assembly import FormMatrix
 from .blocks import BlockLayout, BlockMatrix, CSRPattern
 from .forms import STABILISATIONS, MFGForms
 from .meshes import FEMMesh, mesh_for_domain
+from .schur import LU_PACKAGES
 
 DEGREES = (1, 2)
 LINEAR_SOLVERS = ("auto", "direct", "schur")
+#: Keys of ``krylov_options`` (GMRES on the Schur complement, :mod:`.schur`).
+KRYLOV_OPTIONS = ("rtol", "max_it", "restart", "lu")
 
 
 def _evaluate(func, V, name):
@@ -136,7 +139,9 @@ class FEMDiscretisation:
         falling back to ``"direct"`` if GMRES stalls; ``"direct"`` with a terminal or mean
         coupling). Ergodic systems are always solved directly.
     krylov_options
-        ``rtol``, ``max_it``, ``restart`` of that GMRES.
+        ``rtol``, ``max_it``, ``restart`` of that GMRES and ``lu``, the sparse LU of its
+        spatial blocks (``"auto"``, ``"petsc"``, ``"mumps"``, ``"superlu_dist"``; see
+        :class:`~mfg_solvers.fem.schur.SchurSolver`).
     """
 
     def __init__(self, problem: MFGProblem, mesh: FEMMesh | None = None, nt: int | None = None,
@@ -159,6 +164,14 @@ class FEMDiscretisation:
             )
         self.linear_solver = linear_solver
         self.krylov_options = dict(krylov_options or {})
+        unknown = sorted(set(self.krylov_options) - set(KRYLOV_OPTIONS))
+        if unknown:
+            raise ValueError(
+                f"krylov_options has unknown key(s) {unknown}; allowed: {list(KRYLOV_OPTIONS)}"
+            )
+        lu = self.krylov_options.get("lu", "auto")
+        if lu not in LU_PACKAGES:
+            raise ValueError(f"krylov_options lu={lu!r} is not known; allowed: {list(LU_PACKAGES)}")
         self._schur = None
         self.krylov_iterations: list[int] = []
         self.direct_fallbacks = 0

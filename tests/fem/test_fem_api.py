@@ -106,6 +106,10 @@ def test_discretisation_validation(quiet_mass_warning):
         FEMDiscretisation(ergodic, msh, exits=("door",))
     with pytest.raises(TypeError, match="mesh="):
         FEMDiscretisation(small_problem(), "mesh", 2)
+    with pytest.raises(ValueError, match="unknown key"):
+        FEMDiscretisation(small_problem(), msh, 2, krylov_options={"tolerance": 1e-8})
+    with pytest.raises(ValueError, match="lu='umfpack'"):
+        FEMDiscretisation(small_problem(), msh, 2, krylov_options={"lu": "umfpack"})
     disc = FEMDiscretisation(small_problem(), msh, 2)
     with pytest.raises(ValueError, match="U has shape"):
         disc.residual((np.zeros(3), np.zeros(3)))
