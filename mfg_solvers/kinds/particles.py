@@ -56,8 +56,30 @@ when :math:`d > 1`, none in 1-D):
                        mean-field law :math:`\mathcal N(m(T), \Sigma_A(T))`
 =====================  ========================================================================
 
-The run object is not kept: ``mfg-solvers run --out`` writes ``summary.json`` and
-``problem.json`` only.
+Outputs
+-------
+``run`` returns a :class:`mfg_solvers.particles.run.ParticleResult` (the same on every MPI rank:
+its statistics are reduced over the ranks) next to the summary. ``mfg-solvers run --out DIR``
+(only rank 0 writes under MPI) gives:
+
+=====================  ========================================================================
+``solution.nc``        NetCDF-4 (h5netcdf): ``mean(t, axis)``, ``cov(t, axis, axis2)`` (empirical,
+                       :math:`1/n`), ``mass(t)`` (live fraction) at the recording times and,
+                       with a ``density`` table, ``density(x[, y[, z]])`` at :math:`T` on the
+                       box's grid (not renormalised: its trapezoidal integral is ``density_mass``);
+                       attributes ``problem``, ``kind``, ``n_particles``, ``dim``, ``seed``,
+                       ``scheme``, ``ranks``, ``T``, ``n_steps``, ``dt``, ``steps_done``,
+                       ``interrupted``, ``density_method``, ``density_boundary``. Read it back
+                       with ``ParticleResult.load(path)`` or ``xarray.open_dataset(path)``.
+``moments.png``        mean and variance per axis against time; for a linear entry also the
+                       closed-form paths (:func:`closed_form_paths`) with bands of
+                       :math:`\pm 2` Monte-Carlo standard errors
+``density.png``        the deposited density (1-D: a line with the mean-field law
+                       :math:`\mathcal N(m(T), \Sigma_A(T))` of a linear entry; 2-D: a colour
+                       map; 3-D: the :math:`(x, y)` marginal), when a density was requested
+``mass.png``           the live mass against time, when particles left an absorbing box
+``summary.json``       the summary above; ``problem.json``: the document as run
+=====================  ========================================================================
 """
 
 from __future__ import annotations
@@ -82,7 +104,15 @@ from ..catalogue import (
     validate_table,
 )
 
-__all__ = ["mpi_world", "closed_form_moments", "AXES"]
+__all__ = [
+    "mpi_world",
+    "closed_form_moments",
+    "closed_form_paths",
+    "plot_moments",
+    "plot_density",
+    "plot_mass",
+    "AXES",
+]
 
 #: Suffixes of the per-axis summary keys (none in 1-D).
 AXES = ("x", "y", "z")
@@ -430,21 +460,169 @@ def _scalar_summary(params: dict, summary: dict) -> dict:
 # run
 # =============================================================================================
 def _run(spec: ProblemSpec, *, progress: bool = False, comm=None):
-    from ..particles import run_particles
+    """Run the entry; return ``(ParticleResult, summary)`` (the same on every rank)."""
+    from ..particles.run import run_particles_result
 
     params = spec.parameters
     if comm is None:
         comm = mpi_world()
     t0 = time.perf_counter()
     try:
-        raw = run_particles(dict(params), comm=comm)
+        result, raw = run_particles_result(dict(params), comm=comm)
     except (ValueError, TypeError) as exc:
         raise CatalogueError(f"{spec.label}: parameters: {' '.join(str(exc).split())}") from None
     summary = {"problem": spec.name, "kind": spec.kind}
     summary.update(raw)
     summary.update(_scalar_summary(params, raw))
     summary["time_total"] = time.perf_counter() - t0
-    return None, summary
+    result.attrs = {"problem": spec.name, "kind": spec.kind, **result.attrs}
+    return result, summary
+
+
+# =============================================================================================
+# figures
+# =============================================================================================
+#: Points of the fine time grid on which the closed-form curves are drawn.
+_CURVE_POINTS = 101
+
+
+def closed_form_paths(params: dict, t) -> dict | None:
+    """Closed-form moment paths of a linear entry at the times ``t``, or ``None``.
+
+    Returns ``(nt, d)`` arrays: ``mean`` (:math:`m(t)`), ``var`` (the expected empirical
+    variance :math:`(1-\\tfrac1N)\\Sigma_A(t)_{kk}`), ``mean_se``
+    (:math:`\\sqrt{\\Sigma_{A+B}(t)_{kk}/N}`) and ``var_se``
+    (:math:`\\Sigma_A(t)_{kk}\\sqrt{2/N}`), the Monte-Carlo standard errors of the empirical
+    moments; the exact flow, whatever the scheme (:func:`closed_form_moments` per time).
+    """
+    exact_params = {**params, "scheme": "exact"}
+    t = np.atleast_1d(np.asarray(t, dtype=float))
+    rows = [closed_form_moments(exact_params, t=float(s)) for s in t]
+    if not rows or rows[0] is None:
+        return None
+    N = params["n_particles"]
+
+    def diag(key):
+        return np.array([np.diag(r[key]) for r in rows])
+
+    return {
+        "mean": np.array([r["mean"] for r in rows]),
+        "var": diag("cov_empirical"),
+        "mean_se": np.sqrt(np.maximum(diag("cov_mean"), 0.0)),
+        "var_se": diag("cov_meanfield") * math.sqrt(2.0 / N),
+    }
+
+
+def _new_figure(nrows: int = 1, ncols: int = 1, figsize=(6.4, 4.0)):
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize, layout="constrained")
+    return fig, fig.subplots(nrows, ncols, squeeze=False)
+
+
+def _axis_label(k: int, d: int) -> str:
+    return "" if d == 1 else f" ({AXES[k]})"
+
+
+def plot_moments(result, params: dict | None = None):
+    """Mean and variance per axis against time; with ``params`` of a linear entry also the
+    closed-form paths and bands of two Monte-Carlo standard errors around them."""
+    d = result.dim
+    t = result.t
+    var = result.var
+    ref = None
+    if params is not None and float(np.min(result.mass)) == 1.0:
+        t_fine = np.union1d(np.linspace(0.0, float(t[-1]), _CURVE_POINTS), t)
+        ref = closed_form_paths(params, t_fine)
+    fig, axes = _new_figure(2, 1, figsize=(6.4, 6.0))
+    ax_m, ax_v = axes[0, 0], axes[1, 0]
+    style = "o" if ref is not None else "o-"  # markers alone next to the closed-form curves
+    for k in range(d):
+        colour = f"C{k}"
+        lab = _axis_label(k, d)
+        ax_m.plot(t, result.mean[:, k], style, color=colour, ms=4, label=f"particles{lab}")
+        ax_v.plot(t, var[:, k], style, color=colour, ms=4, label=f"particles{lab}")
+        if ref is not None:
+            for ax, key in ((ax_m, "mean"), (ax_v, "var")):
+                centre, se = ref[key][:, k], ref[f"{key}_se"][:, k]
+                ax.plot(t_fine, centre, "--", color="k" if d == 1 else colour, lw=1.2,
+                        label=f"closed form{lab}")
+                ax.fill_between(t_fine, centre - 2 * se, centre + 2 * se, color=colour,
+                                alpha=0.2, lw=0, label=f"closed form ± 2 s.e.{lab}")
+    ax_m.set_ylabel("mean")
+    ax_v.set_ylabel("variance")
+    ax_v.set_xlabel("t")
+    n = result.attrs.get("n_particles")
+    ax_m.set_title("moments of the particles" + (f" (N = {n})" if n is not None else ""))
+    for ax in (ax_m, ax_v):
+        ax.legend(fontsize=8)
+    return fig
+
+
+def _gaussian_density(x, mean: float, var: float) -> np.ndarray:
+    return np.exp(-0.5 * (x - mean) ** 2 / var) / math.sqrt(2.0 * math.pi * var)
+
+
+def plot_density(result, params: dict | None = None):
+    """The deposited density at the final time: a line in 1-D (with the mean-field law
+    :math:`\\mathcal N(m(T), \\Sigma_A(T))` of a linear entry), a colour map in 2-D, the
+    :math:`(x, y)` marginal (:math:`h_z\\sum_k m_{ijk}`) in 3-D."""
+    if result.density is None:
+        raise ValueError("result has no density: give the entry a [parameters.density] table")
+    d = result.dim
+    m = result.density
+    axes = result.density_axes
+    T = float(result.t[-1])
+    fig, ax = _new_figure()
+    ax = ax[0, 0]
+    method = result.attrs.get("density_method", "")
+    if d == 1:
+        x = axes[0]
+        ax.plot(x, m, "-", color="C0", label=f"particles ({method})" if method else "particles")
+        ref = None
+        if params is not None:
+            ref = closed_form_moments({**params, "scheme": "exact"}, t=T)
+        if ref is not None and float(result.mass[-1]) == 1.0:
+            var = float(ref["cov_meanfield"][0, 0])
+            if var > 0:
+                ax.plot(x, _gaussian_density(x, float(ref["mean"][0]), var), "k--", lw=1.2,
+                        label="mean-field law (closed form)")
+        ax.set_xlabel("x")
+        ax.set_ylabel("density")
+        ax.legend(fontsize=8)
+    else:
+        if d == 3:
+            hz = float(axes[2][1] - axes[2][0])
+            m = m.sum(axis=2) * hz
+        mesh = ax.pcolormesh(axes[0], axes[1], m.T, shading="nearest", cmap="viridis")
+        fig.colorbar(mesh, ax=ax, label="density" if d == 2 else "density, (x, y) marginal")
+        ax.set_xlabel("x")
+        ax.set_ylabel("y")
+        ax.set_aspect("equal")
+    ax.set_title(f"deposited density at t = {T:g}")
+    return fig
+
+
+def plot_mass(result):
+    """The live fraction of the particles against time."""
+    fig, ax = _new_figure()
+    ax = ax[0, 0]
+    ax.plot(result.t, result.mass, "o-", ms=4)
+    ax.set_xlabel("t")
+    ax.set_ylabel("live mass")
+    ax.set_ylim(0.0, 1.05)
+    return fig
+
+
+def _figures(spec: ProblemSpec, result, summary) -> dict:
+    """``moments`` (always), ``density`` (with a density table), ``mass`` (when particles left
+    an absorbing box)."""
+    figs = {"moments": plot_moments(result, spec.parameters)}
+    if result.density is not None:
+        figs["density"] = plot_density(result, spec.parameters)
+    if float(np.min(result.mass)) < 1.0:
+        figs["mass"] = plot_mass(result)
+    return figs
 
 
 register_kind(
@@ -452,6 +630,7 @@ register_kind(
         name="particles",
         validate=_validate,
         run=_run,
+        figures=_figures,
         description="interacting particle systems (McKean-Vlasov SDEs), sharded over MPI ranks",
     )
 )
