@@ -72,121 +72,449 @@ def grid_geometry(grid: Grid):
 
 
 @njit(cache=True)
-def _cell(x, lo, h, n, periodic, clamp, ia, ib, wa, k):
-    """Cell of coordinate ``x`` on axis ``k``: nodes ``ia[k], ib[k]``, weight ``wa[k]`` of ``ib``.
+def _axis_cell(x, lo, h, n, periodic, clamp):
+    """Cell of coordinate ``x`` on one axis: ``(inside, i0, i1, w)`` with lower node ``i0``,
+    upper node ``i1`` and the weight ``w`` of ``i1`` (``1 - w`` goes to ``i0``).
 
-    Returns False when ``x`` is outside a non-periodic axis and ``clamp`` is False.
+    ``inside`` is False when ``x`` is outside a non-periodic axis and ``clamp`` is False; with
+    ``clamp`` such a coordinate is moved to the nearest end node (constant extrapolation).
+    Periodic axes wrap (node ``n - 1`` neighbours node 0).
     """
     s = (x - lo) / h
     if periodic:
-        s = s % n
+        if not (s > 0.0 and s < n):  # s % n is s itself inside the period (exactly)
+            s = s % n
         i0 = np.int64(math.floor(s))
         if i0 >= n:
             i0 = n - 1
-        w = s - i0
-        ia[k] = i0
-        ib[k] = i0 + 1 if i0 + 1 < n else 0
-        wa[k] = w
-        return True
+        i1 = i0 + 1 if i0 + 1 < n else np.int64(0)
+        return True, i0, i1, s - i0
     if s < 0.0 or s > n - 1:
         if not clamp:
-            return False
+            return False, np.int64(0), np.int64(0), 0.0
         s = 0.0 if s < 0.0 else float(n - 1)
     i0 = np.int64(math.floor(s))
     if i0 > n - 2:
         i0 = n - 2
-    ia[k] = i0
-    ib[k] = i0 + 1
-    wa[k] = s - i0
-    return True
+    return True, i0, i0 + 1, s - i0
 
 
+# Deposition kernels, one per dimension. Particles are taken in chunks of ``chunk``; chunk ``c``
+# goes to private grid ``c % P`` (``P = partials.shape[0]``), in increasing particle order, so the
+# partial grids, and their sum in :func:`_sum_partials`, do not depend on the thread count.
+# ``order`` 0: nearest node; 1: multilinear (CIC) weights. A particle's weight on a corner of its
+# cell is ``w_p * f_0 * f_1 * f_2`` (multiplied in this order) with ``f_k`` the weight of the
+# corner's node on axis ``k``. ``dropped[p]``: live particles outside a non-periodic axis.
 @njit(cache=True, parallel=True)
-def _deposit_kernel(X, weights, alive, lo, h, shape, periodic, order, chunk, partials, dropped):
-    N, d = X.shape
-    P, G = partials.shape
+def _deposit1_kernel(X, weights, alive, lo, h, shape, periodic, order, chunk, partials, dropped):
+    N = X.shape[0]
+    P = partials.shape[0]
     nchunks = (N + chunk - 1) // chunk
+    has_w = weights.shape[0] > 0
+    l0, h0, n0, p0 = lo[0], h[0], shape[0], periodic[0] != 0
     for p in prange(P):
         acc = partials[p]
-        ia = np.zeros(3, dtype=np.int64)
-        ib = np.zeros(3, dtype=np.int64)
-        wa = np.zeros(3)
         lost = 0
         for c in range(p, nchunks, P):
             for i in range(c * chunk, min(N, (c + 1) * chunk)):
                 if alive[i] == 0:
                     continue
-                ok = True
-                for k in range(d):
-                    if not _cell(X[i, k], lo[k], h[k], shape[k], periodic[k], False, ia, ib, wa, k):
-                        ok = False
-                        break
+                ok, a0, b0, w0 = _axis_cell(X[i, 0], l0, h0, n0, p0, False)
                 if not ok:
                     lost += 1
                     continue
-                wi = weights[i] if weights.shape[0] > 0 else 1.0
+                wi = weights[i] if has_w else 1.0
                 if order == 0:
-                    flat = 0
-                    for k in range(d):
-                        idx = ib[k] if wa[k] >= 0.5 else ia[k]
-                        flat = flat * shape[k] + idx
-                    acc[flat] += wi
+                    acc[b0 if w0 >= 0.5 else a0] += wi
                 else:
-                    for corner in range(1 << d):
-                        flat = 0
-                        wt = wi
-                        for k in range(d):
-                            if (corner >> k) & 1:
-                                flat = flat * shape[k] + ib[k]
-                                wt *= wa[k]
-                            else:
-                                flat = flat * shape[k] + ia[k]
-                                wt *= 1.0 - wa[k]
-                        acc[flat] += wt
+                    acc[a0] += wi * (1.0 - w0)
+                    acc[b0] += wi * w0
         dropped[p] = lost
 
 
 @njit(cache=True, parallel=True)
-def _gather_kernel(X, alive, lo, h, shape, periodic, F0, F1, wt, scale, out, block):
-    """``out[i] += scale * ((1 - wt) F0 + wt F1)`` interpolated multilinearly at ``X[i]``.
+def _deposit2_kernel(X, weights, alive, lo, h, shape, periodic, order, chunk, partials, dropped):
+    N = X.shape[0]
+    P = partials.shape[0]
+    nchunks = (N + chunk - 1) // chunk
+    has_w = weights.shape[0] > 0
+    l0, h0, n0, p0 = lo[0], h[0], shape[0], periodic[0] != 0
+    l1, h1, n1, p1 = lo[1], h[1], shape[1], periodic[1] != 0
+    for p in prange(P):
+        acc = partials[p]
+        lost = 0
+        for c in range(p, nchunks, P):
+            for i in range(c * chunk, min(N, (c + 1) * chunk)):
+                if alive[i] == 0:
+                    continue
+                ok, a0, b0, w0 = _axis_cell(X[i, 0], l0, h0, n0, p0, False)
+                if not ok:
+                    lost += 1
+                    continue
+                ok, a1, b1, w1 = _axis_cell(X[i, 1], l1, h1, n1, p1, False)
+                if not ok:
+                    lost += 1
+                    continue
+                wi = weights[i] if has_w else 1.0
+                if order == 0:
+                    acc[(b0 if w0 >= 0.5 else a0) * n1 + (b1 if w1 >= 0.5 else a1)] += wi
+                else:
+                    v0 = 1.0 - w0
+                    v1 = 1.0 - w1
+                    ra = a0 * n1
+                    rb = b0 * n1
+                    acc[ra + a1] += wi * v0 * v1
+                    acc[rb + a1] += wi * w0 * v1
+                    acc[ra + b1] += wi * v0 * w1
+                    acc[rb + b1] += wi * w0 * w1
+        dropped[p] = lost
 
-    Coordinates outside a non-periodic axis are clamped (constant extrapolation).
-    """
-    N, d = X.shape
+
+@njit(cache=True, parallel=True)
+def _deposit3_kernel(X, weights, alive, lo, h, shape, periodic, order, chunk, partials, dropped):
+    N = X.shape[0]
+    P = partials.shape[0]
+    nchunks = (N + chunk - 1) // chunk
+    has_w = weights.shape[0] > 0
+    l0, h0, n0, p0 = lo[0], h[0], shape[0], periodic[0] != 0
+    l1, h1, n1, p1 = lo[1], h[1], shape[1], periodic[1] != 0
+    l2, h2, n2, p2 = lo[2], h[2], shape[2], periodic[2] != 0
+    for p in prange(P):
+        acc = partials[p]
+        lost = 0
+        for c in range(p, nchunks, P):
+            for i in range(c * chunk, min(N, (c + 1) * chunk)):
+                if alive[i] == 0:
+                    continue
+                ok, a0, b0, w0 = _axis_cell(X[i, 0], l0, h0, n0, p0, False)
+                if not ok:
+                    lost += 1
+                    continue
+                ok, a1, b1, w1 = _axis_cell(X[i, 1], l1, h1, n1, p1, False)
+                if not ok:
+                    lost += 1
+                    continue
+                ok, a2, b2, w2 = _axis_cell(X[i, 2], l2, h2, n2, p2, False)
+                if not ok:
+                    lost += 1
+                    continue
+                wi = weights[i] if has_w else 1.0
+                if order == 0:
+                    j0 = b0 if w0 >= 0.5 else a0
+                    j1 = b1 if w1 >= 0.5 else a1
+                    acc[(j0 * n1 + j1) * n2 + (b2 if w2 >= 0.5 else a2)] += wi
+                else:
+                    v0 = 1.0 - w0
+                    v1 = 1.0 - w1
+                    v2 = 1.0 - w2
+                    raa = (a0 * n1 + a1) * n2
+                    rba = (b0 * n1 + a1) * n2
+                    rab = (a0 * n1 + b1) * n2
+                    rbb = (b0 * n1 + b1) * n2
+                    acc[raa + a2] += wi * v0 * v1 * v2
+                    acc[rba + a2] += wi * w0 * v1 * v2
+                    acc[rab + a2] += wi * v0 * w1 * v2
+                    acc[rbb + a2] += wi * w0 * w1 * v2
+                    acc[raa + b2] += wi * v0 * v1 * w2
+                    acc[rba + b2] += wi * w0 * v1 * w2
+                    acc[rab + b2] += wi * v0 * w1 * w2
+                    acc[rbb + b2] += wi * w0 * w1 * w2
+        dropped[p] = lost
+
+
+_DEPOSIT_KERNELS = {1: _deposit1_kernel, 2: _deposit2_kernel, 3: _deposit3_kernel}
+
+
+@njit(cache=True, parallel=True)
+def _sum_partials(partials, out):
+    """``out = partials[0] + partials[1] + ...``, added in this order at every node."""
+    P, G = partials.shape
+    nb = (G + 4095) // 4096
+    for b in prange(nb):
+        for g in range(b * 4096, min(G, (b + 1) * 4096)):
+            s = partials[0, g]
+            for p in range(1, P):
+                s += partials[p, g]
+            out[g] = s
+
+
+@njit(cache=True)
+def _node_value(F0, F1, f, c, wt, u, blend):
+    """``F0[f, c]``, or ``u F0[f, c] + wt F1[f, c]`` (``u = 1 - wt``) when ``blend``."""
+    if blend:
+        return u * F0[f, c] + wt * F1[f, c]
+    return F0[f, c]
+
+
+# Gathering kernels, one per dimension: ``out[i, c] += scale * sum_corners w F[corner, c]`` with
+# ``F = (1 - wt) F0 + wt F1`` and multilinear weights ``w = f_0 f_1 f_2`` (corners in the order of
+# their bits, axis 0 fastest; corners of weight zero skipped). Non-periodic axes are clamped.
+# With ``assign`` the sum is added to 0 instead of ``out[i, c]`` and dead particles get 0.
+# Fields with one component per axis (``m = d``: drifts, interaction forces) take an unrolled
+# path with all components accumulated at once; other ``m`` loop over the components. Both add
+# the same terms in the same order.
+@njit(cache=True, parallel=True)
+def _gather1_kernel(X, alive, lo, h, shape, periodic, F0, F1, wt, scale, out, block, assign):
+    N = X.shape[0]
     m = F0.shape[1]
     nb = (N + block - 1) // block
+    blend = wt != 0.0
+    u = 1.0 - wt
+    l0, h0, n0, p0 = lo[0], h[0], shape[0], periodic[0] != 0
     for b in prange(nb):
-        ia = np.zeros(3, dtype=np.int64)
-        ib = np.zeros(3, dtype=np.int64)
-        wa = np.zeros(3)
-        acc = np.zeros(m)
         for i in range(b * block, min(N, (b + 1) * block)):
             if alive[i] == 0:
+                if assign:
+                    for c in range(m):
+                        out[i, c] = 0.0
                 continue
-            for k in range(d):
-                _cell(X[i, k], lo[k], h[k], shape[k], periodic[k], True, ia, ib, wa, k)
+            _, a0, b0, w0 = _axis_cell(X[i, 0], l0, h0, n0, p0, True)
+            v0 = 1.0 - w0
             for c in range(m):
-                acc[c] = 0.0
-            for corner in range(1 << d):
-                flat = 0
-                w = 1.0
-                for k in range(d):
-                    if (corner >> k) & 1:
-                        flat = flat * shape[k] + ib[k]
-                        w *= wa[k]
-                    else:
-                        flat = flat * shape[k] + ia[k]
-                        w *= 1.0 - wa[k]
-                if w == 0.0:
-                    continue
-                if wt == 0.0:
+                acc = 0.0
+                if v0 != 0.0:
+                    acc += v0 * _node_value(F0, F1, a0, c, wt, u, blend)
+                if w0 != 0.0:
+                    acc += w0 * _node_value(F0, F1, b0, c, wt, u, blend)
+                out[i, c] = (0.0 if assign else out[i, c]) + scale * acc
+
+
+@njit(cache=True, parallel=True)
+def _gather2_kernel(X, alive, lo, h, shape, periodic, F0, F1, wt, scale, out, block, assign):
+    N = X.shape[0]
+    m = F0.shape[1]
+    nb = (N + block - 1) // block
+    blend = wt != 0.0
+    u = 1.0 - wt
+    l0, h0, n0, p0 = lo[0], h[0], shape[0], periodic[0] != 0
+    l1, h1, n1, p1 = lo[1], h[1], shape[1], periodic[1] != 0
+    for b in prange(nb):
+        for i in range(b * block, min(N, (b + 1) * block)):
+            if alive[i] == 0:
+                if assign:
                     for c in range(m):
-                        acc[c] += w * F0[flat, c]
-                else:
-                    for c in range(m):
-                        acc[c] += w * ((1.0 - wt) * F0[flat, c] + wt * F1[flat, c])
+                        out[i, c] = 0.0
+                continue
+            _, a0, b0, w0 = _axis_cell(X[i, 0], l0, h0, n0, p0, True)
+            _, a1, b1, w1 = _axis_cell(X[i, 1], l1, h1, n1, p1, True)
+            v0 = 1.0 - w0
+            v1 = 1.0 - w1
+            caa, cba, cab, cbb = v0 * v1, w0 * v1, v0 * w1, w0 * w1
+            faa, fba = a0 * n1 + a1, b0 * n1 + a1
+            fab, fbb = a0 * n1 + b1, b0 * n1 + b1
+            if m == 2:
+                s0 = 0.0
+                s1 = 0.0
+                if caa != 0.0:
+                    s0 += caa * _node_value(F0, F1, faa, 0, wt, u, blend)
+                    s1 += caa * _node_value(F0, F1, faa, 1, wt, u, blend)
+                if cba != 0.0:
+                    s0 += cba * _node_value(F0, F1, fba, 0, wt, u, blend)
+                    s1 += cba * _node_value(F0, F1, fba, 1, wt, u, blend)
+                if cab != 0.0:
+                    s0 += cab * _node_value(F0, F1, fab, 0, wt, u, blend)
+                    s1 += cab * _node_value(F0, F1, fab, 1, wt, u, blend)
+                if cbb != 0.0:
+                    s0 += cbb * _node_value(F0, F1, fbb, 0, wt, u, blend)
+                    s1 += cbb * _node_value(F0, F1, fbb, 1, wt, u, blend)
+                out[i, 0] = (0.0 if assign else out[i, 0]) + scale * s0
+                out[i, 1] = (0.0 if assign else out[i, 1]) + scale * s1
+                continue
             for c in range(m):
-                out[i, c] += scale * acc[c]
+                acc = 0.0
+                if caa != 0.0:
+                    acc += caa * _node_value(F0, F1, faa, c, wt, u, blend)
+                if cba != 0.0:
+                    acc += cba * _node_value(F0, F1, fba, c, wt, u, blend)
+                if cab != 0.0:
+                    acc += cab * _node_value(F0, F1, fab, c, wt, u, blend)
+                if cbb != 0.0:
+                    acc += cbb * _node_value(F0, F1, fbb, c, wt, u, blend)
+                out[i, c] = (0.0 if assign else out[i, c]) + scale * acc
+
+
+@njit(cache=True, parallel=True)
+def _gather3_kernel(X, alive, lo, h, shape, periodic, F0, F1, wt, scale, out, block, assign):
+    N = X.shape[0]
+    m = F0.shape[1]
+    nb = (N + block - 1) // block
+    blend = wt != 0.0
+    u = 1.0 - wt
+    l0, h0, n0, p0 = lo[0], h[0], shape[0], periodic[0] != 0
+    l1, h1, n1, p1 = lo[1], h[1], shape[1], periodic[1] != 0
+    l2, h2, n2, p2 = lo[2], h[2], shape[2], periodic[2] != 0
+    for b in prange(nb):
+        for i in range(b * block, min(N, (b + 1) * block)):
+            if alive[i] == 0:
+                if assign:
+                    for c in range(m):
+                        out[i, c] = 0.0
+                continue
+            _, a0, b0, w0 = _axis_cell(X[i, 0], l0, h0, n0, p0, True)
+            _, a1, b1, w1 = _axis_cell(X[i, 1], l1, h1, n1, p1, True)
+            _, a2, b2, w2 = _axis_cell(X[i, 2], l2, h2, n2, p2, True)
+            v0 = 1.0 - w0
+            v1 = 1.0 - w1
+            v2 = 1.0 - w2
+            caa, cba, cab, cbb = v0 * v1, w0 * v1, v0 * w1, w0 * w1
+            raa, rba = (a0 * n1 + a1) * n2, (b0 * n1 + a1) * n2
+            rab, rbb = (a0 * n1 + b1) * n2, (b0 * n1 + b1) * n2
+            # the eight corners: weight k* and flat node f*, axis-2 bit last
+            k0, k1, k2, k3 = caa * v2, cba * v2, cab * v2, cbb * v2
+            k4, k5, k6, k7 = caa * w2, cba * w2, cab * w2, cbb * w2
+            f0, f1, f2, f3 = raa + a2, rba + a2, rab + a2, rbb + a2
+            f4, f5, f6, f7 = raa + b2, rba + b2, rab + b2, rbb + b2
+            if m == 3:
+                s0 = 0.0
+                s1 = 0.0
+                s2 = 0.0
+                if k0 != 0.0:
+                    s0 += k0 * _node_value(F0, F1, f0, 0, wt, u, blend)
+                    s1 += k0 * _node_value(F0, F1, f0, 1, wt, u, blend)
+                    s2 += k0 * _node_value(F0, F1, f0, 2, wt, u, blend)
+                if k1 != 0.0:
+                    s0 += k1 * _node_value(F0, F1, f1, 0, wt, u, blend)
+                    s1 += k1 * _node_value(F0, F1, f1, 1, wt, u, blend)
+                    s2 += k1 * _node_value(F0, F1, f1, 2, wt, u, blend)
+                if k2 != 0.0:
+                    s0 += k2 * _node_value(F0, F1, f2, 0, wt, u, blend)
+                    s1 += k2 * _node_value(F0, F1, f2, 1, wt, u, blend)
+                    s2 += k2 * _node_value(F0, F1, f2, 2, wt, u, blend)
+                if k3 != 0.0:
+                    s0 += k3 * _node_value(F0, F1, f3, 0, wt, u, blend)
+                    s1 += k3 * _node_value(F0, F1, f3, 1, wt, u, blend)
+                    s2 += k3 * _node_value(F0, F1, f3, 2, wt, u, blend)
+                if k4 != 0.0:
+                    s0 += k4 * _node_value(F0, F1, f4, 0, wt, u, blend)
+                    s1 += k4 * _node_value(F0, F1, f4, 1, wt, u, blend)
+                    s2 += k4 * _node_value(F0, F1, f4, 2, wt, u, blend)
+                if k5 != 0.0:
+                    s0 += k5 * _node_value(F0, F1, f5, 0, wt, u, blend)
+                    s1 += k5 * _node_value(F0, F1, f5, 1, wt, u, blend)
+                    s2 += k5 * _node_value(F0, F1, f5, 2, wt, u, blend)
+                if k6 != 0.0:
+                    s0 += k6 * _node_value(F0, F1, f6, 0, wt, u, blend)
+                    s1 += k6 * _node_value(F0, F1, f6, 1, wt, u, blend)
+                    s2 += k6 * _node_value(F0, F1, f6, 2, wt, u, blend)
+                if k7 != 0.0:
+                    s0 += k7 * _node_value(F0, F1, f7, 0, wt, u, blend)
+                    s1 += k7 * _node_value(F0, F1, f7, 1, wt, u, blend)
+                    s2 += k7 * _node_value(F0, F1, f7, 2, wt, u, blend)
+                out[i, 0] = (0.0 if assign else out[i, 0]) + scale * s0
+                out[i, 1] = (0.0 if assign else out[i, 1]) + scale * s1
+                out[i, 2] = (0.0 if assign else out[i, 2]) + scale * s2
+                continue
+            for c in range(m):
+                acc = 0.0
+                if k0 != 0.0:
+                    acc += k0 * _node_value(F0, F1, f0, c, wt, u, blend)
+                if k1 != 0.0:
+                    acc += k1 * _node_value(F0, F1, f1, c, wt, u, blend)
+                if k2 != 0.0:
+                    acc += k2 * _node_value(F0, F1, f2, c, wt, u, blend)
+                if k3 != 0.0:
+                    acc += k3 * _node_value(F0, F1, f3, c, wt, u, blend)
+                if k4 != 0.0:
+                    acc += k4 * _node_value(F0, F1, f4, c, wt, u, blend)
+                if k5 != 0.0:
+                    acc += k5 * _node_value(F0, F1, f5, c, wt, u, blend)
+                if k6 != 0.0:
+                    acc += k6 * _node_value(F0, F1, f6, c, wt, u, blend)
+                if k7 != 0.0:
+                    acc += k7 * _node_value(F0, F1, f7, c, wt, u, blend)
+                out[i, c] = (0.0 if assign else out[i, c]) + scale * acc
+
+
+_GATHER_KERNELS = {1: _gather1_kernel, 2: _gather2_kernel, 3: _gather3_kernel}
+
+
+def _gather_kernel(X, alive, lo, h, shape, periodic, F0, F1, wt, scale, out, block,
+                   assign=False):
+    """``out[i] += scale * ((1 - wt) F0 + wt F1)`` interpolated multilinearly at ``X[i]``.
+
+    ``F0``, ``F1``: node fields of shape ``(G, m)`` (flat node index, C order); non-periodic axes
+    are clamped (constant extrapolation); dead particles are skipped. ``assign=True`` writes
+    ``0 + ...`` instead (0 for dead particles): the same values as adding to a zero array, into
+    an uninitialised one. Dispatches to the kernel of ``X.shape[1]``.
+    """
+    _GATHER_KERNELS[X.shape[1]](X, alive, lo, h, shape, periodic, F0, F1, float(wt),
+                                float(scale), out, block, bool(assign))
+
+
+@njit(cache=True, parallel=True)
+def _bounds_kernel(X, alive, block, lo, hi, nan, nonfinite):
+    """Per block ``b`` of particles: min ``lo[b]`` and max ``hi[b]`` per axis of the non-NaN
+    coordinates of live particles, ``nan[b, k] = 1`` if a live one is NaN on axis ``k``, and
+    ``nonfinite[b]``: particles (live or not) with a NaN or infinite coordinate."""
+    N, d = X.shape
+    nb = lo.shape[0]
+    for b in prange(nb):
+        mn0 = mn1 = mn2 = np.inf
+        mx0 = mx1 = mx2 = -np.inf
+        bad = 0
+        start, stop = b * block, min(N, (b + 1) * block)
+        for i in range(start, stop):
+            x0 = float(X[i, 0])
+            x1 = float(X[i, 1]) if d > 1 else 0.0
+            x2 = float(X[i, 2]) if d > 2 else 0.0
+            # x - x is 0 for a finite x, NaN for NaN or an infinity
+            if (x0 - x0) + (x1 - x1) + (x2 - x2) != 0.0:
+                bad += 1
+            if alive[i] != 0:
+                if x0 < mn0:
+                    mn0 = x0
+                if x0 > mx0:
+                    mx0 = x0
+                if x1 < mn1:
+                    mn1 = x1
+                if x1 > mx1:
+                    mx1 = x1
+                if x2 < mn2:
+                    mn2 = x2
+                if x2 > mx2:
+                    mx2 = x2
+        nonfinite[b] = bad
+        lo[b, 0], hi[b, 0] = mn0, mx0
+        if d > 1:
+            lo[b, 1], hi[b, 1] = mn1, mx1
+        if d > 2:
+            lo[b, 2], hi[b, 2] = mn2, mx2
+        for k in range(d):
+            nan[b, k] = 0
+        if bad > 0:  # NaN coordinates of live particles
+            for i in range(start, stop):
+                if alive[i] != 0:
+                    for k in range(d):
+                        if X[i, k] != X[i, k]:
+                            nan[b, k] = 1
+
+
+#: Particles per block of :func:`live_bounds`.
+BOUNDS_BLOCK = 1 << 14
+
+
+def live_bounds(X, alive):
+    """``(lo, hi, n_nonfinite)`` of a checked ``(N, d)`` float64 array in one parallel pass.
+
+    ``lo``/``hi``: per-axis min/max of the live particles' coordinates, as NumPy's ``min`` and
+    ``max`` of the live rows give them (NaN on an axis with a NaN coordinate, ``+inf``/``-inf``
+    without live particles); ``n_nonfinite``: particles, live or not, with a NaN or infinite
+    coordinate. ``alive``: ``(N,)`` uint8 (0 = dead).
+    """
+    N, d = X.shape
+    nb = max(1, -(-N // BOUNDS_BLOCK))
+    lo = np.empty((nb, d))
+    hi = np.empty((nb, d))
+    nan = np.zeros((nb, d), dtype=np.uint8)
+    bad = np.zeros(nb, dtype=np.int64)
+    with threads_for(N):
+        _bounds_kernel(X, alive, BOUNDS_BLOCK, lo, hi, nan, bad)
+    lo = lo.min(axis=0)
+    hi = hi.max(axis=0)
+    isnan = nan.any(axis=0)
+    lo[isnan] = np.nan
+    hi[isnan] = np.nan
+    return lo, hi, int(bad.sum())
 
 
 GATHER_BLOCK = 1024
@@ -208,17 +536,20 @@ def interpolate(X, grid: Grid, field, alive=None) -> np.ndarray:
         )
     F = np.ascontiguousarray(field.reshape(grid.size, -1))
     lo, h, shape, periodic = grid_geometry(grid)
-    out = np.zeros((X.shape[0], F.shape[1]))
+    out = np.empty((X.shape[0], F.shape[1]))
     al = _alive_array(alive, X.shape[0])
     with threads_for(X.shape[0]):
-        _gather_kernel(X, al, lo, h, shape, periodic, F, F, 0.0, 1.0, out, GATHER_BLOCK)
+        _gather_kernel(X, al, lo, h, shape, periodic, F, F, 0.0, 1.0, out, GATHER_BLOCK,
+                       assign=True)
     return out[:, 0] if scalar else out
 
 
 # ---------------------------------------------------------------------------------------------
 # deposition
 # ---------------------------------------------------------------------------------------------
-def _check_positions(X, dim=None, name="X") -> np.ndarray:
+def _check_positions(X, dim=None, name="X", finite=True) -> np.ndarray:
+    """``X`` as a C-contiguous float64 ``(N, d)`` array, ``1 <= d <= 3`` (``d = dim`` if given);
+    ``finite=False`` leaves the NaN/infinity check to the caller."""
     if not isinstance(X, np.ndarray):
         X = np.asarray(X, dtype=float)
     if X.ndim == 1 and dim == 1:
@@ -228,7 +559,7 @@ def _check_positions(X, dim=None, name="X") -> np.ndarray:
     if dim is not None and X.shape[1] != dim:
         raise ValueError(f"{name} has shape {X.shape}; the grid/box has dimension {dim}")
     X = np.ascontiguousarray(X, dtype=np.float64)
-    if not np.all(np.isfinite(X)):
+    if finite and not np.all(np.isfinite(X)):
         bad = int(np.count_nonzero(~np.all(np.isfinite(X), axis=1)))
         raise ValueError(f"{name} contains {bad} particle(s) with NaN or infinite coordinates")
     return X
@@ -240,6 +571,8 @@ def _alive_array(alive, n) -> np.ndarray:
     a = np.asarray(alive)
     if a.shape != (n,):
         raise ValueError(f"alive has shape {a.shape}; expected ({n},)")
+    if a.dtype == np.uint8 and a.flags.c_contiguous:
+        return a
     return np.ascontiguousarray(a.astype(np.uint8))
 
 
@@ -270,6 +603,30 @@ def dual_cell_volumes(grid: Grid) -> np.ndarray:
 _METHODS = {"ngp": 0, "histogram": 0, "cic": 1}
 
 
+def _deposit_checked(X, grid: Grid, order, w, al, comm=None):
+    """:func:`deposit_masses` of checked arrays (``_check_positions``, ``_check_weights``,
+    ``_alive_array``): flat node masses and the number of dropped particles."""
+    N = X.shape[0]
+    lo, h, shape, periodic = grid_geometry(grid)
+    nchunks = max(1, -(-N // DEPOSIT_CHUNK))
+    P = int(max(1, min(16, nchunks, _MAX_PRIVATE // grid.size)))
+    partials = np.zeros((P, grid.size))
+    dropped = np.zeros(P, dtype=np.int64)
+    masses = np.empty(grid.size)
+    with threads_for(N):
+        _DEPOSIT_KERNELS[grid.dim](X, w, al, lo, h, shape, periodic, order, DEPOSIT_CHUNK,
+                                   partials, dropped)
+    with threads_for(P * grid.size):
+        _sum_partials(partials, masses)
+    n_dropped = int(dropped.sum())
+    if comm is not None:
+        from .mpi import allreduce_sum
+
+        masses = allreduce_sum(comm, masses)
+        n_dropped = int(allreduce_sum(comm, np.array([n_dropped], dtype=np.int64))[0])
+    return masses, n_dropped
+
+
 def deposit_masses(X, grid: Grid, method="cic", weights=None, alive=None, comm=None):
     """Node masses (not divided by volumes) and the number of dropped particles.
 
@@ -282,23 +639,7 @@ def deposit_masses(X, grid: Grid, method="cic", weights=None, alive=None, comm=N
     N = X.shape[0]
     w = _check_weights(weights, N)
     al = _alive_array(alive, N)
-    lo, h, shape, periodic = grid_geometry(grid)
-    nchunks = max(1, -(-N // DEPOSIT_CHUNK))
-    P = int(max(1, min(16, nchunks, _MAX_PRIVATE // grid.size)))
-    partials = np.zeros((P, grid.size))
-    dropped = np.zeros(P, dtype=np.int64)
-    with threads_for(N):
-        _deposit_kernel(X, w, al, lo, h, shape, periodic, _METHODS[method], DEPOSIT_CHUNK,
-                        partials, dropped)
-    masses = partials[0].copy()
-    for p in range(1, P):
-        masses += partials[p]
-    n_dropped = int(dropped.sum())
-    if comm is not None:
-        from .mpi import allreduce_sum
-
-        masses = allreduce_sum(comm, masses)
-        n_dropped = int(allreduce_sum(comm, np.array([n_dropped], dtype=np.int64))[0])
+    masses, n_dropped = _deposit_checked(X, grid, _METHODS[method], w, al, comm)
     return masses.reshape(grid.shape), n_dropped
 
 
@@ -313,7 +654,12 @@ def deposit(X, grid: Grid, method="cic", weights=None, alive=None, normalise=Tru
     box. Raises ValueError when no mass lands on the grid and ``normalise`` is asked for.
     """
     X = _check_positions(X, grid.dim)
-    masses, _ = deposit_masses(X, grid, method, weights, alive, comm)
+    if method not in _METHODS:
+        raise ValueError(f"method={method!r} is not known; allowed: {sorted(_METHODS)}")
+    w = _check_weights(weights, X.shape[0])
+    al = _alive_array(alive, X.shape[0])
+    masses, _ = _deposit_checked(X, grid, _METHODS[method], w, al, comm)
+    masses = masses.reshape(grid.shape)
     if weights is None:
         if n_total is None:
             n_total = X.shape[0]

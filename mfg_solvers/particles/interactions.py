@@ -25,7 +25,9 @@ Three ways to evaluate it:
   weights, :math:`O(N + G\\log G)`. The error against the direct sum is :math:`O(h^2)` for smooth
   kernels (CIC deposition and interpolation are both second order; the kernel gradient is sampled
   exactly, not differenced). Periodic axes use the minimal-image kernel (circular convolution);
-  other axes are zero-padded (free-space, linear convolution).
+  other axes are zero-padded (free-space, linear convolution). An evaluation makes three
+  parallel passes over the particles (bounds and finiteness of the live ones, deposition,
+  gathering); none depends on the number of threads.
 
 Kernels (radial, :math:`\\nabla W(x) = g(|x|^2)\\,x`):
 
@@ -42,14 +44,26 @@ from __future__ import annotations
 
 import math
 
+import numba
 import numpy as np
+import scipy.fft
 from numba import njit, prange
 
 from ..grid import Grid
 from ._threads import threads_for
-from .density import _alive_array, _check_positions, deposit_masses, grid_geometry
+from .density import (
+    GATHER_BLOCK,
+    _alive_array,
+    _check_positions,
+    _deposit_checked,
+    _gather_kernel,
+    grid_geometry,
+    live_bounds,
+)
 
 K_QUADRATIC, K_GAUSSIAN, K_MORSE, K_COULOMB = 0, 1, 2, 3
+#: Extended (padded) mesh size from which the mesh FFTs use the numba thread count.
+_FFT_THREADED_SIZE = 1 << 19
 
 
 # ---------------------------------------------------------------------------------------------
@@ -364,6 +378,9 @@ class PairwiseInteraction(Interaction):
         out = PairwiseInteraction(self.kernel, self.method, self.grid, self.shape,
                                   self.period if self.period is not None else period)
         out.origin = origin
+        # same kernel: the sampled-kernel FFTs (keyed by the mesh and the kernel's parameters)
+        # stay valid, so the copy shares the cache
+        out._kernel_cache = self._kernel_cache
         return out
 
     def __repr__(self):
@@ -404,12 +421,15 @@ class PairwiseInteraction(Interaction):
         period of a periodic axis and on the (padded) bounding box of the others."""
         if self.grid is not None:
             return self.grid
-        d = X.shape[1]
+        X = _check_positions(X, finite=False)
+        al = _alive_array(alive, X.shape[0])
+        lo, hi, _ = live_bounds(X, al)
+        return self._auto_mesh(lo, hi, X.shape[1], comm)
+
+    def _auto_mesh(self, lo, hi, d, comm=None) -> Grid:
+        """The automatic mesh from the local bounds ``lo``, ``hi`` of the live particles."""
         flags, per = self._periods(d)
         origin = np.zeros(d) if self.origin is None else np.asarray(self.origin, dtype=float)
-        live = X[alive.astype(bool)] if alive is not None else X
-        lo = live.min(axis=0) if live.size else np.full(d, np.inf)
-        hi = live.max(axis=0) if live.size else np.full(d, -np.inf)
         if comm is not None and comm.Get_size() > 1:
             from mpi4py import MPI
 
@@ -434,7 +454,8 @@ class PairwiseInteraction(Interaction):
 
     def _grad_kernel_fft(self, grid: Grid):
         """rFFT of the sampled kernel gradient on the (padded) convolution grid, per component."""
-        key = (grid.shape, grid.bounds, grid.boundary)
+        key = (grid.shape, grid.bounds, grid.boundary, self.kernel.kind,
+               self.kernel.params.tobytes())
         if key in self._kernel_cache:
             return self._kernel_cache[key]
         ext, disp = [], []
@@ -461,37 +482,65 @@ class PairwiseInteraction(Interaction):
                 idx[k] = ext[k] // 2
                 G[k][tuple(idx)] = 0.0
         ffts = [np.fft.rfftn(g) for g in G]
-        self._kernel_cache = {key: (tuple(ext), ffts)}
+        self._kernel_cache.clear()  # one mesh at a time (the cache may be shared by copies)
+        self._kernel_cache[key] = (tuple(ext), ffts)
         return tuple(ext), ffts
 
     def mesh_field(self, masses: np.ndarray, grid: Grid) -> np.ndarray:
-        """Node values of :math:`-\\sum_b \\nabla W(x_a - x_b)\\,q_b` (shape ``(*shape, d)``)."""
+        """Node values of :math:`-\\sum_b \\nabla W(x_a - x_b)\\,q_b` (shape ``(*shape, d)``).
+
+        The circular convolution on the extended grid, transformed axis by axis: the forward
+        transforms skip the zero padding of the masses, the inverse ones drop the padded part
+        of each axis as soon as it is transformed (the result equals the full transform's).
+        """
         ext, ffts = self._grad_kernel_fft(grid)
-        axes = tuple(range(grid.dim))
-        q = np.fft.rfftn(masses, s=ext, axes=axes)
-        sl = tuple(slice(0, n) for n in grid.shape)
-        comps = [-np.fft.irfftn(q * f, s=ext, axes=axes)[sl] for f in ffts]
-        return np.stack(comps, axis=-1)
+        d = grid.dim
+        # threads pay off on large meshes only; the values do not depend on them
+        workers = numba.get_num_threads() if math.prod(ext) >= _FFT_THREADED_SIZE else 1
+        q = scipy.fft.rfft(np.asarray(masses, dtype=float), n=ext[-1], axis=-1, workers=workers)
+        for k in range(d - 2, -1, -1):
+            q = scipy.fft.fft(q, n=ext[k], axis=k, overwrite_x=True, workers=workers)
+        out = np.empty(grid.shape + (d,))
+        for c in range(d):
+            p = q * ffts[c]
+            for k in range(d - 1):
+                p = scipy.fft.ifft(p, axis=k, overwrite_x=True, workers=workers)
+                p = p[(slice(None),) * k + (slice(0, grid.shape[k]),)]
+            f = scipy.fft.irfft(p, n=ext[-1], axis=-1, workers=workers)
+            np.negative(f[..., : grid.shape[-1]], out=out[..., c])
+        return out
 
-    def _pm(self, X, alive, out, n_total, comm):
-        from .density import GATHER_BLOCK, _gather_kernel
-
-        grid = self.mesh_for(X, alive, comm)
+    def _pm(self, X, alive, out, n_total, comm, fresh=False):
+        """Particle--mesh drift added to ``out``. ``fresh=True`` (:func:`interaction_drift`):
+        ``out`` is uninitialised and overwritten, and non-finite positions are reported before
+        particles outside the mesh."""
+        X = _check_positions(X, finite=False)
+        al = _alive_array(alive, X.shape[0])
         d = X.shape[1]
+        # one pass over the particles: bounds of the live ones and the non-finite count
+        lo, hi, n_bad = live_bounds(X, al)
+        if n_bad and fresh:
+            raise ValueError(f"X contains {n_bad} particle(s) with NaN or infinite coordinates")
+        grid = self.grid if self.grid is not None else self._auto_mesh(lo, hi, d, comm)
+        if grid.dim != d:
+            raise ValueError(f"X has shape {X.shape}; the grid/box has dimension {grid.dim}")
         for k in range(d):
             if not grid.periodic[k]:
                 a, b = grid.bounds[k]
-                xs = X[alive.astype(bool), k]
-                if xs.size and (xs.min() < a or xs.max() > b):
+                if lo[k] < a or hi[k] > b:
                     raise ValueError(
                         f"particles leave the particle-mesh box along axis {k} "
                         f"([{a}, {b}]); enlarge the grid or use grid=None"
                     )
-        masses, _ = deposit_masses(X, grid, "cic", None, alive, comm)
-        F = self.mesh_field(masses / n_total, grid)
-        lo, h, shape, periodic = grid_geometry(grid)
+        if n_bad:
+            raise ValueError(f"X contains {n_bad} particle(s) with NaN or infinite coordinates")
+        masses, _ = _deposit_checked(X, grid, 1, np.empty(0), al, comm)
+        F = self.mesh_field(masses.reshape(grid.shape) / n_total, grid)
+        glo, gh, shape, periodic = grid_geometry(grid)
         Ff = np.ascontiguousarray(F.reshape(grid.size, d))
-        _gather_kernel(X, alive, lo, h, shape, periodic, Ff, Ff, 0.0, 1.0, out, GATHER_BLOCK)
+        with threads_for(X.shape[0]):
+            _gather_kernel(X, al, glo, gh, shape, periodic, Ff, Ff, 0.0, 1.0, out, GATHER_BLOCK,
+                           assign=fresh)
 
 
 def _shape_tuple(shape, d):
@@ -505,12 +554,22 @@ def interaction_drift(X, interaction: PairwiseInteraction, alive=None) -> np.nda
     """The interaction drift ``(N, d)`` of the cloud ``X`` (one evaluation, no time stepping)."""
     if not isinstance(interaction, PairwiseInteraction):
         raise TypeError(f"interaction={interaction!r} must be a PairwiseInteraction")
-    X = _check_positions(X)
-    interaction.check_dim(X.shape[1])
-    al = _alive_array(alive, X.shape[0])
-    out = np.zeros_like(X)
+    pm = interaction.method == "pm"
+    # the particle-mesh evaluation checks finiteness in its pass over the particles
+    X = _check_positions(X, finite=not pm)
+    try:
+        interaction.check_dim(X.shape[1])
+        al = _alive_array(alive, X.shape[0])
+    except ValueError:
+        _check_positions(X)  # non-finite positions are reported first
+        raise
     n = X.shape[0]
-    work = n * float(n) / 16.0 if interaction.method == "direct" else float(n)
+    work = n * float(n) / 16.0 if not pm else float(n)
     with threads_for(work):
-        interaction.add_drift(X, al, out, float(n))
+        if pm:
+            out = np.empty_like(X)
+            interaction._pm(X, al, out, float(n), None, fresh=True)
+        else:
+            out = np.zeros_like(X)
+            interaction.add_drift(X, al, out, float(n))
     return out
