@@ -229,12 +229,16 @@ def worker(n: int) -> dict:
     disc = discretisation(n)
     start = disc.initial_guess()
     disc.newton_direction(start)  # warm-up
-    disc.timings.update(assembly=0.0, linear_solve=0.0)
-    comm.barrier()
-    t0 = time.perf_counter()
-    disc.newton_direction(start)
-    step = comm.allreduce(time.perf_counter() - t0, op=MPI.MAX)
-    split = {k: comm.allreduce(v, op=MPI.MAX) for k, v in disc.timings.items()}
+    step, split = float("inf"), {}
+    for _ in range(3):  # best of 3 (the slowest rank of each)
+        disc.timings.update(assembly=0.0, linear_solve=0.0)
+        comm.barrier()
+        t0 = time.perf_counter()
+        disc.newton_direction(start)
+        t = comm.allreduce(time.perf_counter() - t0, op=MPI.MAX)
+        if t < step:
+            step = t
+            split = {k: comm.allreduce(v, op=MPI.MAX) for k, v in disc.timings.items()}
     comm.barrier()
     sol, t = solve(disc)
     t = comm.allreduce(t, op=MPI.MAX)
