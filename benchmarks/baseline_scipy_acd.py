@@ -1,8 +1,9 @@
 """Plain SciPy implementation of the ACD scheme with all-at-once Newton (the benchmark baseline).
 
-This module is deliberately independent of ``mfg_solvers``: it re-implements, from the numerics
-reference (§2.3, §2.4, §3.2, §12), the Achdou--Capuzzo-Dolcetta finite-difference scheme on the
-1-D torus :math:`[0, 1)` for
+This module is deliberately independent of ``mfg_solvers``: it re-implements, from the scheme's
+description in docs/theory.md (discrete HJB, discrete FP, Newton's method, the periodic
+benchmark), the Achdou--Capuzzo-Dolcetta finite-difference scheme on the 1-D torus
+:math:`[0, 1)` for
 
 .. math::
 
@@ -20,7 +21,7 @@ straightforward way to write it, and the reference point of ``benchmarks/fd_newt
 Scheme order: first order in :math:`h` and :math:`\\Delta t`.
 
 Run ``python benchmarks/baseline_scipy_acd.py --n 100`` to solve the periodic benchmark of
-§12 with it.
+periodic benchmark with it.
 """
 
 from __future__ import annotations
@@ -34,12 +35,13 @@ from scipy.sparse.linalg import spsolve
 
 
 def benchmark_potential(x):
-    """:math:`V(x) = -\\cos 2\\pi x` (§12)."""
+    """:math:`V(x) = -\\cos 2\\pi x` (periodic benchmark)."""
     return -np.cos(2 * np.pi * x)
 
 
 def benchmark_m0(x):
-    """:math:`m_0 \\propto 1 + \\tfrac12\\cos(2\\pi(x - 1/4))` (§12), before normalisation."""
+    """:math:`m_0 \\propto 1 + \\tfrac12\\cos(2\\pi(x - 1/4))` (periodic benchmark), before
+    normalisation."""
     return 1.0 + 0.5 * np.cos(2 * np.pi * (x - 0.25))
 
 
@@ -115,7 +117,7 @@ class PeriodicACD:
 
     # -- residual and Jacobian --------------------------------------------------------------
     def residual(self, U, M):
-        """:math:`(R_U^0..R_U^{N_T-1}, R_M^1..R_M^{N_T})` of §3.2."""
+        """:math:`(R_U^0..R_U^{N_T-1}, R_M^1..R_M^{N_T})` of the Newton system."""
         nt, dt, nu = self.nt, self.dt, self.nu
         RU = np.empty((nt, self.nx))
         RM = np.empty((nt, self.nx))
@@ -149,7 +151,7 @@ def solve_newton(disc: PeriodicACD, *, tol=1e-10, max_iter=30, raise_on_failure=
                  verbose=False):
     """Plain Newton (full steps) from :math:`U \\equiv u_T`, :math:`M \\equiv m_0`.
 
-    Stops when the residual (max norm of the residuals of §3.2) is below ``tol``; after
+    Stops when the residual (max norm of the residuals of the Newton system) is below ``tol``; after
     ``max_iter`` iterations it raises ``RuntimeError`` or, with ``raise_on_failure=False``,
     returns the last iterate with ``info["converged"] = False`` (on fine grids the residual's
     round-off floor -- about 1.3e-10 at 400 x 400 -- can lie above a tolerance of 1e-10).

@@ -1,6 +1,6 @@
 """Benchmark: all-at-once Newton for the ACD finite-difference MFG scheme.
 
-Problem (numerics reference §12): on the torus :math:`[0, 1)`, :math:`\\nu = 0.1`, :math:`T = 1`,
+Problem (periodic benchmark): on the torus :math:`[0, 1)`, :math:`\\nu = 0.1`, :math:`T = 1`,
 
 .. math::
 
@@ -9,7 +9,8 @@ Problem (numerics reference §12): on the torus :math:`[0, 1)`, :math:`\\nu = 0.
     m_0 \\propto 1 + \\tfrac12\\cos(2\\pi(x - \\tfrac14)),
 
 with :math:`N_x = N_t = n` (default 400), Newton from :math:`U \\equiv 0`,
-:math:`M \\equiv m_0` to a residual (max norm, §3.2 scaling) below ``1e-10``. It is solved twice
+:math:`M \\equiv m_0` to a residual (max norm, scaled as in docs/theory.md) below
+``1e-10``. It is solved twice
 in the same process:
 
 (a) the independent plain-SciPy implementation of ``benchmarks/baseline_scipy_acd.py``
@@ -63,7 +64,7 @@ def periodic_problem_1d():
     return MFGProblem(
         Domain((0.0, 1.0), "periodic"), nu=0.1, coupling=LocalCoupling("linear", 1.0), T=1.0,
         potential=baseline.benchmark_potential, m0=baseline.benchmark_m0,
-        name="periodic benchmark (numerics reference §12)",
+        name="periodic benchmark (periodic benchmark)",
     )
 
 
@@ -275,7 +276,7 @@ def run(n: int, n2d: int, nt2d: int, skip_2d: bool = False, verbose: bool = True
 
     result = {
         "benchmark": "fd_newton",
-        "problem": "periodic benchmark, numerics reference §12",
+        "problem": "periodic benchmark, periodic benchmark",
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "package_version": mfg_solvers.__version__,
         "machine": machine,

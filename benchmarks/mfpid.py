@@ -1,7 +1,8 @@
 """MF-PID agent simulation: numba kernel against a plain NumPy implementation of the same drift.
 
-The d-sweep of the reference (``mfpid.md`` §14.2, §16): d in (1, 2, 4, 8, 16, 32), K = 2,
-B = 4000 agents, 2500 Euler--Maruyama steps on [1e-3, 1 - 1e-3] (§13 protocol), the mean-field
+The d-sweep of the MF-PID demand-response study (M. Chertkov, arXiv:2605.00007; catalogue entry
+``mfpid_dsweep``, data in docs/mfpid.md): d in (1, 2, 4, 8, 16, 32), K = 2, B = 4000 agents,
+2500 Euler--Maruyama steps on [1e-3, 1 - 1e-3] (the demand-response protocol), the mean-field
 guidance and the two independent-agent baselines advanced together with common random numbers.
 
 For each d the script times
@@ -16,8 +17,9 @@ For each d the script times
   scaled to the full run (the cost per step is constant); ``--baseline-steps 2500`` runs it all.
 
 Compilation is excluded (a short warm-up run first). Results, with the machine description, go to
-``benchmarks/results/mfpid.json``. The reference implementation of the paper took about 353 s for
-the MF run at d = 32 on a laptop CPU; the target here is <= 10 s for MF plus both baselines.
+``benchmarks/results/mfpid.json``. The paper's author reports about 353 s for the MF run at
+d = 32 with the author's own implementation (torch, float64, laptop CPU); the target here is
+<= 10 s for MF plus both baselines.
 
 Run ``python benchmarks/mfpid.py`` (``--dims 32 --baseline-steps 250`` for a quick look).
 """

@@ -9,7 +9,7 @@ Each catalogue entry is one TOML file (TOML only: nothing is evaluated or unpick
 
     [source]                         # what the entry reproduces
     origin = "in-house"              # or "paper" (then citation / arxiv / doi, figure, table)
-    reference = "mfg_numerics.md §12"
+    reference = "in-house benchmark; formulation in docs/theory.md, section The periodic benchmark"
 
     [parameters]                     # the problem's data and sizes (kind/model specific)
     [solver]                         # method, tol, max_iter, [solver.options]
@@ -843,7 +843,7 @@ _SOURCE_PARAMS = (
     Param("url", text(), None),
     Param("figure", _TEXT_OR_INT, None),
     Param("table", _TEXT_OR_INT, None),
-    Param("reference", text(), None, "for in-house entries: the reference section"),
+    Param("reference", text(), None, "for in-house entries: where the problem is stated"),
     Param("section", text(), None),
     Param("notes", text(), None),
 )
@@ -855,7 +855,8 @@ def _validate_source(ctx: _Context, table) -> dict:
         raise ctx.missing_key("source.citation", 'citation, arxiv or doi for origin = "paper"')
     if out["origin"] == "in-house" and not out["reference"]:
         raise ctx.missing_key(
-            "source.reference", 'the reference section (e.g. "mfg_numerics.md §12")'
+            "source.reference",
+            'where the problem is stated (e.g. "docs/theory.md, section The periodic benchmark")',
         )
     return {k: v for k, v in out.items() if v is not None}
 
@@ -1751,7 +1752,8 @@ register_fd_model(
         _build_lq,
         _exact_lq,
         lambda ctx, p: _check_box(ctx, p),
-        "finite-horizon linear-quadratic MFG with mean coupling (mfg_numerics.md §10.1)",
+        "finite-horizon linear-quadratic MFG with mean coupling (closed form of "
+        "mfg_solvers.analytic.lq.lq_finite_horizon; docs/theory.md, section Verification cases)",
     )
 )
 
@@ -1802,7 +1804,8 @@ register_fd_model(
         _build_ergodic_lq,
         _exact_ergodic_lq,
         lambda ctx, p: _check_box(ctx, p),
-        "ergodic linear-quadratic MFG (mfg_numerics.md §10.2)",
+        "ergodic linear-quadratic MFG (closed form of mfg_solvers.analytic.lq.ergodic_lq; "
+        "docs/theory.md, section Verification cases)",
     )
 )
 
@@ -1846,7 +1849,11 @@ def _validate_ergodic_log(ctx, p):
     _check_box(ctx, p)
     a = p["alpha"]
     if a < 0 and not (-a + math.sqrt(a * a + 4 * p["c"] * p["nu"] ** 2)) > 0:
-        raise ctx.bad_value("parameters.alpha", a, "a value with a > 0 in §10.4")
+        raise ctx.bad_value(
+            "parameters.alpha",
+            a,
+            "a value with a = (-alpha + sqrt(alpha^2 + 4 c nu^2)) / (2 nu) > 0",
+        )
 
 
 register_fd_model(
@@ -1856,7 +1863,8 @@ register_fd_model(
         _build_ergodic_log,
         _exact_ergodic_log,
         _validate_ergodic_log,
-        "stationary Gaussian MFG with quadratic potential and log coupling (mfg_numerics.md §10.4)",
+        "stationary Gaussian MFG with quadratic potential and log coupling (closed form of "
+        "mfg_solvers.analytic.lq.ergodic_log_gaussian; docs/theory.md, section Verification cases)",
     )
 )
 

@@ -100,7 +100,7 @@ def test_lq_entry_parameters_and_reference_values():
         assert p[k] == v
     assert set(p) == set(expected) | {"nx", "nt"}
     exact = cat.FD_MODELS["lq"].exact(p)
-    # §10.1 check values
+    # LQ check case check values
     assert exact["mean_T_exact"] == pytest.approx(0.5476579284, abs=1e-10)
     assert exact["var_T_exact"] == pytest.approx(0.1965042738, abs=1e-10)
     assert spec.reference["mean_T"].source == "mean_T_exact"
@@ -597,7 +597,7 @@ def test_write_summary_turns_nan_into_null(tmp_path):
 # ---------------------------------------------------------------------------------------------
 def test_periodic_benchmark_summary_small_mesh():
     sol, s = cat.run_problem(PERIODIC, {"parameters.nx": 50, "parameters.nt": 50})
-    assert s["converged"] and s["iterations"] <= 6  # §12: ~5 Newton iterations at every mesh
+    assert s["converged"] and s["iterations"] <= 6  # ~5 at every mesh
     assert s["residual"] < 1e-9
     assert s["mass_error"] < 1e-12
     assert s["min_m"] == pytest.approx(0.40, abs=0.02)
@@ -609,7 +609,7 @@ def test_periodic_benchmark_summary_small_mesh():
 
 
 def test_lq_summary_matches_the_closed_form_at_first_order():
-    # §10.1 table: mean error 2.32e-2 and variance error 2.18e-2 at 101 x 25
+    # LQ check case table: mean error 2.32e-2 and variance error 2.18e-2 at 101 x 25
     _, s = cat.run_problem(
         "lq_mfg", {"parameters.nx": 101, "parameters.nt": 25}, directory=CATALOGUE
     )

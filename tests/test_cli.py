@@ -41,7 +41,7 @@ def _small_catalogue(folder: Path, *, fail: bool = False) -> Path:
         .replace("nt = 100", "nt = 25")
         .replace("parameters.nx = 201", "parameters.nx = 101")
         .replace("parameters.nt = 50", "parameters.nt = 25")
-        # tolerances of the 101 x 25 row of the §10.1 table (errors 2.32e-2 and 2.18e-2)
+        # tolerances of the 101 x 25 row of LQ check case table (errors 2.32e-2 and 2.18e-2)
         .replace("rtol = 0.035", "rtol = 0.06")
         .replace("rtol = 0.085", "rtol = 0.15")
     )
@@ -84,7 +84,7 @@ def test_run_json_prints_only_the_summary(capsys):
     assert (
         summary["problem"] == "periodic_benchmark" and summary["nx"] == 40 and summary["nt"] == 40
     )
-    assert summary["converged"] is True and summary["iterations"] <= 6  # §12
+    assert summary["converged"] is True and summary["iterations"] <= 6  # periodic benchmark
     assert summary["mass_error"] < 1e-12
     assert summary["min_m"] == pytest.approx(0.40, abs=0.02)
 
@@ -109,7 +109,7 @@ def test_run_with_out_writes_solution_summary_and_figures(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "mean_T_exact" in printed and str(out.resolve()) in printed
     summary = json.loads((out / "summary.json").read_text())
-    # §10.1 table, 101 x 25: errors 2.32e-2 (mean) and 2.18e-2 (variance)
+    # LQ check case table, 101 x 25: errors 2.32e-2 (mean) and 2.18e-2 (variance)
     assert abs(summary["mean_T"] - 0.5476579284) == pytest.approx(2.32e-2, rel=0.02)
     assert abs(summary["var_T"] - 0.1965042738) == pytest.approx(2.18e-2, rel=0.02)
     sol = Solution.load(out / "solution.nc")
@@ -186,7 +186,7 @@ def test_solver_failure_exits_1_and_keeps_the_last_iterate(tmp_path, capsys):
     assert summary["converged"] is False
     last = Solution.load(out / "solution.nc")
     assert not last.converged and last.iterations == 2
-    # §12: the residual after two full Newton steps is ~6 (2.1 -> 14 -> 6.3 at 200^2)
+    # periodic benchmark: the residual after two full Newton steps is ~6 (2.1 -> 14 -> 6.3 at 200^2)
     assert 1.0 < last.residual_history[-1] < 20.0
 
 
@@ -217,7 +217,7 @@ def test_verify_passes_and_fails_with_exit_codes(tmp_path, capsys):
     ]
     assert len(rows) == 8 and all(r[-1] == "pass" for r in rows)
     mean_row = next(r for r in rows if r[1] == "mean_T")
-    assert float(mean_row[2]) == pytest.approx(0.5476579284 + 2.32e-2, abs=3e-4)  # §10.1, 101 x 25
+    assert float(mean_row[2]) == pytest.approx(0.5476579284 + 2.32e-2, abs=3e-4)  # LQ, 101 x 25
     assert "8/8 checks passed" in out
 
     bad = _small_catalogue(tmp_path / "bad", fail=True)

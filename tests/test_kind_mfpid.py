@@ -2,9 +2,10 @@
 validation of the MF-PID entries, summaries against closed forms, overrides, sweeps, outputs
 and ``verify``.
 
-The LQG checks use the closed forms of ``mfpid.md`` §10.1 written out here independently of
-the package (Riccati solution, variance, mean paths, power); the Gaussian-mixture checks use
-the deterministic quadrature estimator and the exact mean path of §8.2 as references for the
+The LQG checks use the one-dimensional closed forms of the LQG benchmark (docs/mfpid.md, section
+"Closed forms") written out here independently of the package (Riccati solution, variance, mean
+paths, power); the Gaussian-mixture checks use the deterministic quadrature estimator and the
+exact mean path of the start-shifted bridges as references for the
 Monte-Carlo agents, with tolerances from the measured standard errors.
 """
 
@@ -55,7 +56,7 @@ def test_entries_load_with_their_ci_overlay():
         ci = s.ci_spec()
         assert ci.parameters["samples"] <= s.parameters["samples"]
         assert ci.parameters["steps"] < s.parameters["steps"]
-    # the studies as defined in the reference (mfpid.md §14)
+    # the studies as defined in the paper's demand-response experiments (data in docs/mfpid.md)
     p = specs["mfpid_dsweep"].parameters
     assert (p["scenario"], p["d"], p["K"], p["sweep"]) == ("d-sweep", 8, 2, [1, 2, 4, 8, 16, 32])
     assert (p["samples"], p["steps"], p["epsilon"], p["intervals"]) == (4000, 2500, 1e-3, 8)
@@ -170,7 +171,7 @@ def test_custom_laws_reproduce_the_named_scenario():
 
 
 # ---------------------------------------------------------------------------------------------
-# mfpid-lqg against the closed forms of §10.1 (written out independently here)
+# mfpid-lqg against the 1-D closed forms of the LQG benchmark (written out independently here)
 # ---------------------------------------------------------------------------------------------
 KAPPA, Q, M_TAR, SIG = 0.6, 12.0, 2.0, 0.5
 
@@ -218,7 +219,7 @@ def test_lqg_closed_form_summary_matches_the_formulas():
     _, s = cat.run_problem("mfpid_lqg", {"parameters.estimator": "closed-form"})
     for k in ("Delta", "rho", "S_0", "S_1", "Sigma_0_25", "Sigma_0_5"):
         assert s[k] == pytest.approx(ex[k], rel=1e-12), k
-    # §10.3 anchors
+    # anchors: values printed by the paper's companion code and closed-form values
     assert s["Delta"] == pytest.approx(3.515679166249389, rel=1e-14)
     assert s["rho"] == pytest.approx(-0.7605769821241912, rel=1e-13)
     assert s["S_1"] == pytest.approx(-0.1218984887267145, rel=1e-12)

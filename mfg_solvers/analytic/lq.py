@@ -1,9 +1,11 @@
-r"""Closed-form linear-quadratic mean-field games (reference: ``mfg_numerics.md`` §10.1--§10.4).
+r"""Closed-form linear-quadratic mean-field games and stationary Gaussian equilibria.
 
 Conventions: agents follow :math:`dX_t = \alpha_t\,dt + \sigma\,dW_t` in :math:`\mathbb R^d`, the
 Hamiltonian is :math:`H(p) = \tfrac12|p|^2` (optimal feedback :math:`\alpha^* = -\nabla u`) and the
 viscosity is :math:`\nu = \sigma^2/2`. Functions take :math:`\sigma^2` as ``sigma2`` except
-:func:`ergodic_log_gaussian`, which follows the reference and takes :math:`\nu`.
+:func:`ergodic_log_gaussian`, which takes the viscosity :math:`\nu` (the parameter in which its
+formulas are simplest). The same formulas, with a numerical check case, are in the package
+documentation (docs/theory.md, section "Verification cases").
 
 Finite-horizon LQ game with mean coupling (:func:`lq_finite_horizon`)
     .. math::
@@ -83,6 +85,9 @@ Harmonic ground state (:func:`harmonic_ground_state`)
     :math:`m = \varphi^2`,
     :math:`-\tfrac{\sigma^4}{2}\Delta\varphi + V\varphi = \lambda\varphi`; ground state
     :math:`\lambda = d\sigma^2\sqrt k/2`, :math:`m = \mathcal N(0, \tfrac{\sigma^2}{2\sqrt k}I)`.
+
+Reference for the Hopf--Cole reduction of quadratic mean-field games: D. Ullmo, I. Swiecicki,
+T. Gobron, *Quadratic mean field games*, Phys. Rep. (2019), arXiv:1708.07730.
 """
 
 from __future__ import annotations
@@ -430,7 +435,9 @@ def lq_finite_horizon(
     *,
     dim: int | None = None,
 ) -> LQFiniteHorizon:
-    r"""Closed-form solution of the finite-horizon LQ MFG with mean coupling (§10.1).
+    r"""Closed-form solution of the finite-horizon LQ MFG with mean coupling.
+
+    The equations and their closed-form solution are stated in the module docstring.
 
     Parameters
     ----------
@@ -558,7 +565,7 @@ class StationaryGaussian:
 
 
 def ergodic_lq(q, kappa: float, sigma2: float, *, mean=None, dim: int | None = None):
-    r"""Ergodic LQ MFG (§10.2):
+    r"""Ergodic LQ MFG:
     :math:`\lambda - \tfrac{\sigma^2}{2}\Delta u + \tfrac12|\nabla u|^2
     = \tfrac12 (x-\kappa\bar x)^\top Q (x-\kappa\bar x)`,
     :math:`-\tfrac{\sigma^2}{2}\Delta m - \operatorname{div}(m\nabla u) = 0`.
@@ -604,7 +611,7 @@ def ergodic_lq(q, kappa: float, sigma2: float, *, mean=None, dim: int | None = N
 
 
 def ergodic_log_gaussian(c: float, alpha: float, nu: float, *, dim: int = 1):
-    r"""Stationary MFG with quadratic potential and logarithmic coupling (§10.4):
+    r"""Stationary MFG with quadratic potential and logarithmic coupling:
     :math:`\lambda - \nu\Delta u + \tfrac12|\nabla u|^2 = \tfrac c2|x|^2 + \alpha\log m`,
     :math:`-\nu\Delta m - \operatorname{div}(m\nabla u) = 0`, :math:`\int m = 1`.
 
@@ -635,7 +642,7 @@ def ergodic_log_gaussian(c: float, alpha: float, nu: float, *, dim: int = 1):
 
 
 def harmonic_ground_state(k: float, sigma2: float, *, dim: int = 1):
-    r"""Ground state of the Hopf--Cole reduction with a harmonic potential (§10.3), :math:`g = 0`.
+    r"""Ground state of the Hopf--Cole reduction with a harmonic potential and no coupling.
 
     :math:`\lambda - \tfrac{\sigma^2}{2}\Delta u + \tfrac12|\nabla u|^2 = \tfrac k2|x|^2`; with
     :math:`u = -\sigma^2\log\varphi`, :math:`m = \varphi^2` this is the linear eigenproblem

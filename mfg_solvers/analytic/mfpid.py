@@ -1,4 +1,4 @@
-r"""Closed forms of Mean-Field Path-Integral Diffusion (MF-PID; ``mfpid.md`` §1--§9, §12).
+r"""Closed forms of Mean-Field Path-Integral Diffusion (MF-PID; M. Chertkov, arXiv:2605.00007).
 
 Model
     Agents in :math:`\mathbb R^d` follow :math:`dx_t = u_t(x_t)\,dt + dW_t` on :math:`t\in[0,1]` and
@@ -45,7 +45,7 @@ Green-function coefficients (:class:`GreenCoefficients`)
     :math:`\nu\equiv1` (they carry a start shift :math:`z`:
     :math:`\theta[\nu-z] = \theta[\nu]-\lambda z`).
 
-Optimal drift (:meth:`MFPID.drift`; §6, §8)
+Optimal drift (:meth:`MFPID.drift`)
     With :math:`K_t = c^-_t - a^+_1` (:math:`=c^-_t - c^-_0`), :math:`\alpha_t = b^-_t/K_t`,
     :math:`\bar d_t = (\theta_{y,t}-\theta^+_1)/K_t`, :math:`\mu_t(x) = \alpha_t x + \bar d_t`,
 
@@ -61,19 +61,27 @@ Optimal drift (:meth:`MFPID.drift`; §6, §8)
     shifted coordinates :math:`\tilde x = x-z`, :math:`\tilde\nu = \nu - z`,
     :math:`\tilde m_k = m_k - z`.
 
-Marginals (:meth:`MFPID.marginal`; §7, §8.2)
+Marginals (:meth:`MFPID.marginal`)
     Conditional on :math:`(x_0, x_1) = (z, y)` the optimal path is the Gaussian bridge
     :math:`x_t\sim\mathcal N(A_t z + B_t y + c_t,\ s_t^2 I)` with :math:`D_t = a^+_t+a^-_t`,
     :math:`A_t = (a^+_t-\lambda^+_t)/D_t`, :math:`B_t = b^-_t/D_t`,
     :math:`c_t = (\theta^+_t+\theta_{x,t})/D_t`, :math:`s^2_t = 1/D_t`; the population marginal
     is the exact :math:`K_{\rm in}K` -component mixture with weights :math:`\pi^{\rm in}_j\pi_k`,
     means :math:`A_tm^{\rm in}_j + B_tm_k + c_t` and covariances
-    :math:`A_t^2\Sigma^{\rm in}_j + B_t^2\Sigma_k + s_t^2I`. The published (precision) form of §7
-    is available for the Dirac start (:meth:`MFPID.marginal_published`).
+    :math:`A_t^2\Sigma^{\rm in}_j + B_t^2\Sigma_k + s_t^2I`. The published (precision) form of the
+    marginal is available for the Dirac start (:meth:`MFPID.marginal_published`).
 
 Everything here is exact up to round-off; the only approximations are the Gauss--Hermite /
 Gauss--Legendre quadratures of :meth:`MFPID.energy_quadrature` (spectrally convergent).
 Float64 throughout: at small :math:`t`, :math:`K_t = O(t)` is a difference of :math:`O(1)` numbers.
+
+The package documentation (docs/mfpid.md) states the model, the closed forms and the
+demand-response study. Sources: M. Chertkov, *Mean-Field Path-Integral Diffusion: From Samples to
+Interacting Agents*, arXiv:2605.00007 (2026); the guided harmonic closed forms with a moving centre
+and piecewise-constant protocols (GH-PID), M. Chertkov, arXiv:2512.11859 (2025); the
+piecewise-constant stiffness (AdaPID), M. Chertkov, H. Behjoo, arXiv:2512.11858, Entropy 28, 492
+(2026); the constant-stiffness (Mehler-kernel) case, H. Behjoo, M. Chertkov, *Harmonic Path
+Integral Diffusion*, arXiv:2409.15166, IEEE Access 13, 42196 (2025).
 """
 
 from __future__ import annotations
@@ -482,7 +490,7 @@ def linear_guidance(breaks, m_in, m_tar) -> np.ndarray:
 
 def geometric_beta(n_intervals: int = 8, beta0: float = 12.0, ratio: float = 0.65,
                    profile_intervals: int = 8) -> np.ndarray:
-    r""":math:`\beta_i = \beta_0\,r^{\,i\,M_0/M}`, :math:`i=0..M-1` (demand-response profile, §13).
+    r""":math:`\beta_i = \beta_0\,r^{\,i\,M_0/M}`, :math:`i=0..M-1` (demand-response profile).
 
     With ``n_intervals = profile_intervals = 8`` this is ``12 * 0.65**i``; other ``M`` sample the
     same continuous profile :math:`\beta_0 r^{M_0 t}` at the left ends of the intervals.
@@ -496,7 +504,7 @@ def geometric_beta(n_intervals: int = 8, beta0: float = 12.0, ratio: float = 0.6
 
 def demand_response_protocol(m_in, m_tar, guidance: str = "mf", *, n_intervals: int = 8,
                              beta0: float = 12.0, ratio: float = 0.65) -> MFPIDProtocol:
-    """The §13 protocol (equal intervals, geometric stiffness) with one of the guidances
+    """The demand-response protocol (equal intervals, geometric stiffness) with one of the guidances
     ``"mf"`` (linear, midpoint samples), ``"zero"`` or ``"target"``
     (constant :math:`\\bar m_{\\rm tar}`)."""
     beta = geometric_beta(n_intervals, beta0, ratio)
@@ -588,7 +596,7 @@ def _forward_step(omega, s, nu, aL, thL):
 
 
 class GreenCoefficients:
-    r"""Exact Green-function coefficients of a piecewise-constant protocol (§4--§5, §8.1).
+    r"""Exact Green-function coefficients of a piecewise-constant protocol (module docstring).
 
     One backward sweep (from :math:`t=1`) and one forward sweep (from :math:`t=0`) store the
     coefficients at every breakpoint; evaluation at any time is then one closed-form update from
@@ -730,7 +738,7 @@ class GreenCoefficients:
 
 
 def constant_beta_coefficients(t, beta: float, nu=0.0) -> dict:
-    r"""Closed forms for constant :math:`\beta=\omega^2` and constant :math:`\nu` (§4.3).
+    r"""Closed forms for constant :math:`\beta=\omega^2` and constant :math:`\nu` (Mehler kernel).
 
     :math:`a^+ = \omega\coth\omega t`, :math:`a^- = c^- = \omega\coth\omega(1-t)`,
     :math:`b^- = \omega/\sinh\omega(1-t)`, :math:`\theta^+ = \nu\,\omega\tanh(\omega t/2)`,
@@ -947,7 +955,7 @@ class MFPID:
 
     # -- marginals ---------------------------------------------------------------------
     def bridge(self, t) -> BridgeCoefficients:
-        """Bridge coefficients :math:`A_t, B_t, c_t, s_t^2` at times ``t`` in (0, 1) (§7, §8)."""
+        """Bridge coefficients :math:`A_t, B_t, c_t, s_t^2` at times ``t`` in (0, 1)."""
         tt, _ = _times("t", t, lo_open=True, hi_open=True)
         co = self.coefficients
         bw, fw, sh = co.backward(tt), co.forward(tt), co.shift(tt)
@@ -968,7 +976,7 @@ class MFPID:
         r"""Exact marginal :math:`p^*_t` (bridge form) for a start law ``p_in``.
 
         ``p_in``: ``None`` (Dirac at the origin), a point (Dirac there) or a
-        :class:`GaussianMixture` (per-agent shifted bridges, §8). Components are ordered
+        :class:`GaussianMixture` (per-agent shifted bridges). Components are ordered
         start-major: index ``j * K + k``.
         """
         br = self.bridge(np.array([_real("t", t)]))
@@ -982,7 +990,7 @@ class MFPID:
         return GaussianMixture(w, means, covs)
 
     def marginal_published(self, t: float) -> GaussianMixture:
-        r"""Marginal for the Dirac start at the origin in the published precision form (§7).
+        r"""Marginal for the Dirac start at the origin in the published precision form.
 
         :math:`M_k = (a^++a^--(b^-)^2/K)I + \alpha^2S_k^{-1}`,
         :math:`h_k = \theta^++\theta_x+b^-\bar d+\alpha S_k^{-1}(m_k-\bar d)`,
@@ -1148,10 +1156,15 @@ def time_quadrature(breaks, eps: float, n_legendre: int = 8, grading: float = 4.
 
 
 # ---------------------------------------------------------------------------------------------
-# scenarios of the reference (§14)
+# scenarios of the demand-response study (data listed in docs/mfpid.md, "Catalogue entries")
 # ---------------------------------------------------------------------------------------------
 def scenario_1d(name: str) -> tuple[GaussianMixture, GaussianMixture]:
-    """(p_in, p_tar) of the 1-D scenarios ``"A"`` (wide start) and ``"B"`` (narrow), §14.1."""
+    r"""(p_in, p_tar) of the 1-D scenarios ``"A"`` (wide start) and ``"B"`` (narrow start).
+
+    Target :math:`0.6\,\mathcal N(0, 0.2^2) + 0.4\,\mathcal N(1.5, 0.3^2)`; start
+    :math:`0.6\,\mathcal N(1, 3^2) + 0.4\,\mathcal N(6, 3^2)` (A) or
+    :math:`0.6\,\mathcal N(1.5, 0.5^2) + 0.4\,\mathcal N(5.5, 0.7^2)` (B).
+    """
     tar = GaussianMixture.diagonal([0.6, 0.4], [0.0, 1.5], [0.2, 0.3])
     if name == "A":
         pin = GaussianMixture.diagonal([0.6, 0.4], [1.0, 6.0], [3.0, 3.0])
@@ -1172,12 +1185,22 @@ def _ar1(d: int, sigma: float, rho: float) -> np.ndarray:
 
 
 def scenario_d_sweep(d: int) -> tuple[GaussianMixture, GaussianMixture]:
-    """(p_in, p_tar) of the multi-zone d-sweep (§14.2: Scenario B broadened to d zones)."""
+    """(p_in, p_tar) of the multi-zone d-sweep (Scenario B broadened to d zones).
+
+    The AR(1) scenario with ``rho = 0``: diagonal covariances (see :func:`scenario_ar1`).
+    """
     return scenario_ar1(d, 0.0)
 
 
 def scenario_ar1(d: int, rho: float) -> tuple[GaussianMixture, GaussianMixture]:
-    """(p_in, p_tar) of §14.2 with AR(1) zone correlation ``rho`` in every component (§14.4)."""
+    r"""(p_in, p_tar) of the d-sweep with AR(1) zone correlation ``rho`` in every component.
+
+    Two components with weights (0.6, 0.4) in both laws; zone pattern
+    :math:`z_j = \sin(2\pi j/d)`; target means :math:`0.1\cdot\mathbf 1 + 0.15z` and
+    :math:`1.5\cdot\mathbf 1 - 0.15z`, start means shifted by 1.5 and 4.0 in every zone;
+    covariances :math:`\sigma_k^2\rho^{|i-j|}` with :math:`\sigma = (0.20, 0.30)` (target) and
+    :math:`(0.50, 0.70)` (start).
+    """
     d = _int("d", d)
     rho = _real("rho", rho)
     if not -1.0 < rho < 1.0:
@@ -1192,7 +1215,12 @@ def scenario_ar1(d: int, rho: float) -> tuple[GaussianMixture, GaussianMixture]:
 
 
 def scenario_k_sweep(K: int, d: int = 4) -> tuple[GaussianMixture, GaussianMixture]:
-    """(p_in, p_tar) of the fleet-heterogeneity sweep (§14.3)."""
+    """(p_in, p_tar) of the fleet-heterogeneity sweep: ``K`` sub-populations in ``d`` zones.
+
+    Target means ``mu_k * 1`` with ``mu = linspace(-1, 2, K)``, weights proportional to
+    ``K + 1 - k``, standard deviation 0.30; start means ``(mu_k + 4) * 1``, the same weights,
+    standard deviation 0.65. The target mean is 0 for every ``K``.
+    """
     K = _int("K", K, minimum=1)
     d = _int("d", d)
     mu = np.linspace(-1.0, 2.0, K)
@@ -1209,7 +1237,11 @@ def _rotated(theta: float, l1: float, l2: float) -> np.ndarray:
 
 
 def validation_target() -> GaussianMixture:
-    """The 2-D three-component target of the E1/E2 validation protocols (§14.5)."""
+    """The 2-D three-component target of the E1/E2 validation protocols.
+
+    The validation settings follow the author's companion code of the MF-PID paper (Dirac start
+    at the origin, prescribed guidance).
+    """
     return GaussianMixture(
         [0.45, 0.35, 0.20],
         [[2.3, 0.2], [0.3, 0.8], [0.4, -0.9]],
@@ -1219,7 +1251,7 @@ def validation_target() -> GaussianMixture:
 
 
 def validation_protocol(name: str) -> tuple[MFPIDProtocol, float]:
-    """(protocol, eps) of the E1 / E2 validation settings (§14.5)."""
+    """(protocol, eps) of the E1 / E2 validation settings (beta = 5, 4, 3, 1 on four intervals)."""
     beta = [5.0, 4.0, 3.0, 1.0]
     if name == "E1":
         br = [0.0, 0.25, 0.5, 0.75, 1.0]
@@ -1235,6 +1267,9 @@ def validation_protocol(name: str) -> tuple[MFPIDProtocol, float]:
 
 
 def start_conditioned_setting() -> tuple[MFPID, float]:
-    """The §14.6 setting (1-D, beta = 1 on four intervals, nu = 0) and its start z = 1.5."""
+    r"""The start-conditioned drift setting (1-D, beta = 1 on four intervals, nu = 0), z = 1.5.
+
+    Target :math:`0.6\,\mathcal N(0, 0.25^2) + 0.4\,\mathcal N(2, 0.35^2)`.
+    """
     tar = GaussianMixture.diagonal([0.6, 0.4], [0.0, 2.0], [0.25, 0.35])
     return MFPID(tar, MFPIDProtocol([1.0] * 4, 0.0)), 1.5

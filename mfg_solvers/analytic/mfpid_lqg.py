@@ -1,4 +1,8 @@
-r"""LQG benchmark of MF-PID: OU agents with a Gaussian terminal law (``mfpid.md`` §10).
+r"""LQG benchmark of MF-PID: OU agents with a Gaussian terminal law.
+
+The benchmark of M. Chertkov, *Mean-Field Path-Integral Diffusion: From Samples to Interacting
+Agents*, arXiv:2605.00007 (2026); its closed forms are also stated in the package documentation
+(docs/mfpid.md, section "Closed forms").
 
 Agents follow :math:`dx = (Ax + u)\,dt + dW` on :math:`[0, 1]` from a Dirac start :math:`x_0 = m_0`,
 pay :math:`\tfrac12\|u\|^2 + \tfrac12(x-\nu_t)^\top Q(x-\nu_t)` and must reach
@@ -211,7 +215,7 @@ class LQGBenchmark1D:
         Integrates :math:`\dot s = q\bar m + (\kappa+S)s`, :math:`\dot m = -(\kappa+S)m - s`
         (:math:`S` in closed form at the grid points, :math:`m_0` the start) with explicit Euler
         and solves the affine condition :math:`m_1 = m_{\rm tar}` for :math:`s_0` -- the
-        first-order discretisation of the reference's companion code (its printed values carry
+        first-order discretisation of the paper's companion code (its printed values carry
         an :math:`O(1/N)` relative error against :meth:`offset`). Constant centres only.
         """
         c = self._centre(guidance)

@@ -6,7 +6,8 @@ and stop on the *full-system* residual, evaluated at a consistent pair: with rel
 the iterate is :math:`(U_k, M_k)` with :math:`U_k = \\mathrm{HJB}(M_k)` (its HJB residual vanishes,
 the FP residual measures the distance to the fixed point).
 
-Damped fixed point (numerics reference §4), relaxation on the density (``relax="m"``):
+Damped fixed point (docs/theory.md, Damped fixed point), relaxation on the density
+(``relax="m"``):
 
 .. math::
 

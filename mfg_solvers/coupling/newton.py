@@ -13,7 +13,8 @@ linearised system for the correction,
 through ``disc.newton_direction`` (the discretisation owns the Jacobian and its linear algebra).
 With the Godunov numerical Hamiltonian :math:`F` is only piecewise :math:`C^2`, so this is a
 semismooth Newton method: locally quadratically convergent (superlinear at worst), with
-mesh-independent iteration counts on the periodic benchmark (numerics reference §3, §12).
+mesh-independent iteration counts on the periodic benchmark (docs/theory.md: Newton's method
+on the space–time system; The periodic benchmark).
 
 Globalisation (``damping``):
 

@@ -1,4 +1,4 @@
-"""Policy iteration for the coupled system (Cacace–Camilli–Goffi; numerics reference §5).
+"""Policy iteration for the coupled system (Cacace–Camilli–Goffi; docs/theory.md).
 
 Players use the feedback :math:`-q`; :math:`H(x, p) = \\sup_q\\{q\\cdot p - L(x, q)\\}`. Given a
 policy :math:`q^{(k)}`, one sweep solves two *linear* problems and updates the policy:
@@ -20,7 +20,7 @@ keeps positivity and mass. The iteration is stopped on the full nonlinear residu
 Newton's.
 
 The plain iteration converges linearly for short horizons or weak coupling; for strong coupling
-it can oscillate and diverge (it does on the periodic benchmark of the numerics reference §12,
+it can oscillate and diverge (it does on the periodic benchmark of docs/theory.md at
 ``T = 1``). ``relaxation`` :math:`\\theta < 1` damps the density,
 :math:`M^{(k)} = (1-\\theta)M^{(k-1)} + \\theta\\,\\mathrm{FP}(q^{(k)})`, which restores
 convergence there (:math:`\\theta = 0.5`: about 35 sweeps to :math:`10^{-10}`); the fixed points

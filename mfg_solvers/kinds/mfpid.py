@@ -9,8 +9,11 @@ IA(:math:`\nu=\bar m_{\rm tar}`). Agents follow :math:`dx_t=(f(x_t)+u_t)\,dt+dW_
 and must reach the target law :math:`x_1\sim p_{\rm tar}` (a hard constraint). The energy is
 the cumulative control energy :math:`\mathcal E=\int\mathbb E\|u_t\|^2\,dt` (no factor 1/2) and
 the saving of MF against a baseline is :math:`1-\mathcal E_{\rm MF}/\mathcal E_{\rm IA}`.
+The model and the experiments are those of M. Chertkov, *Mean-Field Path-Integral Diffusion:
+From Samples to Interacting Agents*, arXiv:2605.00007 (2026); the package documentation
+(docs/mfpid.md) states the closed forms, the protocol and the scenario data.
 
-``mfpid-lqg`` (reference ``mfpid.md`` §10)
+``mfpid-lqg`` (LQG benchmark of the paper)
     Ornstein--Uhlenbeck agents, :math:`f(x)=-\kappa x`, stiffness :math:`q`, Dirac start at 0,
     Gaussian target :math:`\mathcal N(m_{\rm target},\sigma_{\rm target}^2)`. Feedback
     :math:`u=-(S_tx+s_t)` with the Riccati solution
@@ -23,9 +26,9 @@ the saving of MF against a baseline is :math:`1-\mathcal E_{\rm MF}/\mathcal E_{
     ``steps`` steps and common random numbers, and reports the closed-form values next to the
     estimates (``*_exact``).
 
-``mfpid-gm`` (reference ``mfpid.md`` §6--§14)
+``mfpid-gm`` (Gaussian-mixture demand-response experiments of the paper)
     Driftless agents, Gaussian-mixture start and target laws, the piecewise-constant
-    demand-response protocol of §13: ``intervals`` equal intervals, stiffness
+    demand-response protocol: ``intervals`` equal intervals, stiffness
     :math:`\beta_i=\beta_0\,r^{8t_i}` (``beta0``, ``beta_ratio``; :math:`12\cdot0.65^i` for eight
     intervals), MF guidance equal to the theorem line
     :math:`\nu_t=(1-t)\bar m_{\rm in}+t\bar m_{\rm tar}` sampled at the interval midpoints (its
@@ -39,9 +42,11 @@ the saving of MF against a baseline is :math:`1-\mathcal E_{\rm MF}/\mathcal E_{
     ``"quadrature"`` integrates :math:`\mathbb E\|u_t\|^2` over the exact marginal with
     Gauss--Hermite nodes (``quadrature_nodes`` per coordinate) and graded Gauss--Legendre panels
     in time (deterministic, spectrally accurate; :math:`d\le2`). Scenarios (``scenario``):
-    ``"1d-A"``, ``"1d-B"`` (§14.1), ``"d-sweep"`` (§14.2, parameter ``d``), ``"k-sweep"``
-    (§14.3, ``K`` and ``d``), ``"ar1"`` (§14.4, ``rho`` and ``d``) and ``"custom"`` (tables
-    ``start`` and ``target`` with ``weights``, ``means`` and ``stds`` or ``covs``).
+    ``"1d-A"``, ``"1d-B"`` (1-D Scenarios A and B), ``"d-sweep"`` (Scenario B broadened to
+    ``d`` zones), ``"k-sweep"`` (``K`` sub-populations in ``d`` zones), ``"ar1"`` (AR(1) zone
+    correlation ``rho`` in ``d`` zones) and ``"custom"`` (tables ``start`` and ``target`` with
+    ``weights``, ``means`` and ``stds`` or ``covs``); the scenario data are listed in
+    docs/mfpid.md, section "Catalogue entries".
 
     **Sweeps.** A study file names one point of its sweep (``d = 8``) -- the point that
     ``mfg-solvers run`` summarises and ``mfg-solvers verify`` checks, overridable with
@@ -65,7 +70,8 @@ Summary (``summary.json``; ``g`` is ``mf``, ``ia_zero`` or ``ia_target``)
                                      :math:`\Delta m=\bar m_{\rm tar}-\bar m_{\rm in}`,
                                      :math:`\ell` the straight line from the start mean (the
                                      sample mean of the starts for Monte Carlo); ``_exact``:
-                                     the same for the closed-form mean (§8.2) of the protocol
+                                     the same for the closed-form mean of the protocol (exact
+                                     mixture marginal of the start-shifted bridges)
 ``*_quadrature``                     energies and savings by quadrature (``quadrature_check``,
                                      default on for :math:`d=1`)
 ``energy_by_start_mode_g``           mean path energy of the agents of each start component
@@ -142,7 +148,7 @@ _LABELS = {
 }
 _COLOURS = {"mf": "C0", "ia_zero": "C3", "ia_target": "C1"}
 
-#: Gaussian-mixture scenarios of the reference (``mfpid.md`` §14) and ``"custom"``.
+#: Gaussian-mixture scenarios of the paper's demand-response study and ``"custom"``.
 SCENARIOS = ("1d-A", "1d-B", "d-sweep", "k-sweep", "ar1", "custom")
 #: The parameter that the ``sweep`` list of a scenario varies.
 SWEEP_PARAMETERS = {"d-sweep": "d", "k-sweep": "K", "ar1": "rho"}
@@ -561,7 +567,7 @@ def _validate_gm(ctx, raw: dict) -> dict:
 def scenario_laws(scenario: str, *, d: int | None = None, K: int | None = None,
                   rho: float | None = None, start: GaussianMixture | None = None,
                   target: GaussianMixture | None = None):
-    """``(p_in, p_tar)`` of a named scenario (``mfpid.md`` §14) or of ``"custom"`` laws."""
+    """``(p_in, p_tar)`` of a named demand-response scenario or of ``"custom"`` laws."""
     if scenario in ("1d-A", "1d-B"):
         return scenario_1d(scenario[-1])
     if scenario == "d-sweep":
@@ -643,8 +649,9 @@ class GMStudy:
     Dicts are keyed by run name (:data:`RUNS`). ``t_power``/``power``: :math:`P(t)` on the
     simulation grid (or the quadrature nodes); ``t``/``mean``: the population mean path
     (simulated, or exact for the quadrature estimator); ``mean_exact``: the closed-form mean
-    (§8.2) on ``t``; ``line_start``: the start of the straight line the paths are compared
-    with; ``zone_energy``: (d,) per-coordinate energies; ``sweep``: per-point lists.
+    (mean of the exact mixture marginal) on ``t``; ``line_start``: the start of the straight
+    line the paths are compared with; ``zone_energy``: (d,) per-coordinate energies;
+    ``sweep``: per-point lists.
     """
 
     scenario: str

@@ -1,4 +1,4 @@
-r"""MF-PID agents as particles: Euler--Maruyama with the closed-form drift (``mfpid.md`` §8--§13).
+r"""MF-PID agents as particles: Euler--Maruyama with the closed-form drift.
 
 Every agent :math:`i` draws a start :math:`z_i\sim p_{\rm in}` and follows
 
@@ -14,7 +14,9 @@ grid of :math:`[\varepsilon, 1-\varepsilon]` aligned with the protocol breakpoin
 baselines -- are advanced together with **common random numbers**: the same starts and the same
 Gaussian increments.
 
-Energies (§12): the cumulative control energy with no factor 1/2,
+Energies (the convention of the MF-PID paper, M. Chertkov, arXiv:2605.00007; see also the package
+documentation, docs/mfpid.md, section "The demand-response study"): the cumulative control energy
+with no factor 1/2,
 :math:`\mathcal E = \sum_n \Delta t_n\,\tfrac1B\sum_i\|u(t_n, x^i_n)\|^2` (left Riemann sum
 along the paths), per zone, the power :math:`P(t_n)`, its peak and the Monte-Carlo standard error
 (standard deviation of the per-agent path energies over :math:`\sqrt B`).
@@ -89,7 +91,7 @@ def aligned_time_grid(breaks, n_steps: int = 2500, eps: float = 1e-3) -> np.ndar
 
     The breakpoints are clamped to the window; each piece gets a number of uniform steps
     proportional to its length (floor, at least one; the remaining steps go to the largest
-    fractional parts), so :math:`\Delta t\approx(1-2\varepsilon)/N` throughout (§13).
+    fractional parts), so :math:`\Delta t\approx(1-2\varepsilon)/N` throughout.
     Returns the ``N + 1`` grid times.
     """
     br = _float_array("breaks", breaks)
@@ -592,7 +594,7 @@ def fixed_point_guidance(target: GaussianMixture, p_in, beta, breaks=None, *,
                          eps: float = 1e-3, seed: int = 0, starts=None, damping: float = 0.5,
                          tol: float = 2e-4, max_iter: int = 60, initial: str = "line",
                          raise_on_failure: bool = True) -> FixedPointResult:
-    r"""Self-consistent guidance :math:`\nu_i = m_{t^{\rm mid}_i}[\nu]` by damped fixed point (§9).
+    r"""Self-consistent guidance :math:`\nu_i = m_{t^{\rm mid}_i}[\nu]` by damped fixed point.
 
     The map sends a piecewise-constant guidance to the population mean at the interval
     midpoints: exactly (``estimator="exact"``, :math:`m_t = A_t\bar m_{\rm in} + B_t\bar m_{\rm tar}
@@ -731,7 +733,7 @@ def run_scenario(p_in: GaussianMixture, p_tar: GaussianMixture, *, beta=None, br
                  covariance: str = "auto", backend: str = "numba",
                  n_hermite: int | None = None, keep_runs: bool = False,
                  progress: bool | None = None) -> ScenarioResult:
-    r"""Energy of the mean-field guidance against the independent-agent baselines (§11--§13).
+    r"""Energy of the mean-field guidance against the independent-agent baselines.
 
     Parameters
     ----------
@@ -939,7 +941,7 @@ def _advance_linear(xs, keys, hashes, dts, A, S, s, e_agent, pow_part, mean_part
 
 def simulate_lqg_agents(model, guidances: Sequence[str] = ("mf", "ia_zero", "ia_target"), *,
                         n_agents: int = 20000, n_steps: int = 2000, seed: int = 0) -> dict:
-    r"""Euler--Maruyama agents of the LQG benchmark under the closed-form feedback (§10).
+    r"""Euler--Maruyama agents of the LQG benchmark under the closed-form feedback.
 
     ``model`` is an :class:`mfg_solvers.analytic.mfpid_lqg.LQGBenchmark` (or the 1-D class);
     all guidances use the same Dirac start and the same increments. Returns a dict with

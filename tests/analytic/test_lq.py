@@ -18,7 +18,7 @@ from mfg_solvers.analytic import (
     lq_finite_horizon,
 )
 
-# reference §10.1 check case
+# LQ check case check case
 CHECK = dict(q=2.0, q_T=0.5, kappa=0.6, kappa_T=0.3, sigma2=0.36, T=1.0, mean0=1.0, var0=0.2)
 
 # a 2-D case whose Q and Q_T do not commute
@@ -34,7 +34,7 @@ CASE2D = dict(
 # independent ODE reference: shooting on the terminal mean, everything by solve_ivp
 # ---------------------------------------------------------------------------------------------
 def ode_reference(q, q_T, kappa, kappa_T, sigma2, T, mean0, var0, t_eval):
-    """(P, xbar, s, r, Sigma) at t_eval by integrating the ODEs of §10.1 with DOP853."""
+    """(P, xbar, s, r, Sigma) at t_eval by integrating the ODEs of LQ check case with DOP853."""
     Q = np.atleast_2d(np.asarray(q, float))
     d = Q.shape[0]
     Q = Q * np.eye(d) if Q.size == 1 else Q
@@ -197,7 +197,7 @@ def test_hjb_and_fp_pde_residuals_1d():
 
 
 def test_full_mean_coupling_keeps_the_mean():
-    """kappa = kappa_T = 1: the mean is constant and s = -P xbar0 (reference §10.1)."""
+    """kappa = kappa_T = 1: the mean is constant and s = -P xbar0 (LQ check case)."""
     sol = lq_finite_horizon(1.5, 0.7, 1.0, 1.0, 0.4, 2.0, 0.8, 0.3)
     t = np.linspace(0, 2, 11)
     np.testing.assert_allclose(sol.mean(t), 0.8, atol=1e-14)

@@ -1,5 +1,6 @@
-"""MF-PID closed forms (mfg_solvers.analytic.mfpid): the regression anchors of the reference
-(mfpid.md §15), the exact identities, the drift against an independent Mehler-kernel quadrature of
+"""MF-PID closed forms (mfg_solvers.analytic.mfpid): fixed regression anchors (E2 validation
+protocol, start-conditioned drift, shift propagators at beta = 1), the exact identities, the drift
+against an independent Mehler-kernel quadrature of
 psi, the marginals and the linear-guidance theorem (deterministic, with a fitted M^-2 rate)."""
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from mfg_solvers.analytic.mfpid import (
 from mfg_solvers.particles.mfpid_agents import fixed_point_guidance
 
 # ---------------------------------------------------------------------------------------------
-# §15 regression anchors
+# regression anchors
 # ---------------------------------------------------------------------------------------------
 E2_ABC = {
     0.2: (2.1235382566683385, 0.938878102813892, 1.6509660061542137),
@@ -70,7 +71,7 @@ def test_shift_propagator_anchors_beta_one():
 
 
 # ---------------------------------------------------------------------------------------------
-# identities and limits (§4)
+# identities and limits of the Green-function coefficients
 # ---------------------------------------------------------------------------------------------
 def _random_protocol(seed, d=2, M=5):
     rng = np.random.default_rng(seed)
@@ -188,7 +189,7 @@ def _e2_backward_reference():
 
 
 def test_pwc_updates_match_ode():
-    """The PWC sweeps against DOP853 integrations of the coefficient ODEs of §4.2 (restarted at
+    """The PWC sweeps against DOP853 integrations of the coefficient ODEs (restarted at
     the breakpoints), started from the exact values at t = 0.99 (backward) and 0.01 (forward)."""
     prot, co, t_eval, ref = _e2_backward_reference()
     b0 = co.backward(0.99)
@@ -204,7 +205,7 @@ def test_pwc_updates_match_ode():
 
 @pytest.mark.slow
 def test_pwc_updates_match_stiff_ode_from_the_end():
-    """§5.3 consistency test as stated: a stiff (Radau) integration started at t = 1 - 1e-7 with
+    """Consistency test: a stiff (Radau) integration started at t = 1 - 1e-7 with
     a = b = c = 1e7 and theta = 0 (a start that is itself O(beta * 1e-7) off, hence rtol 1e-6)."""
     prot, co, t_eval, ref = _e2_backward_reference()
     y = _piecewise_ivp(prot, _backward_rhs, 1 - 1e-7, 0.0,
@@ -215,7 +216,7 @@ def test_pwc_updates_match_stiff_ode_from_the_end():
 
 
 def test_increasing_stiffness_no_acoth_clamp():
-    """§5.3 pitfall: beta jumps up so that a^+ < sqrt(beta_new) at the breakpoint; the
+    """Pitfall: beta jumps up so that a^+ < sqrt(beta_new) at the breakpoint; the
     Moebius/tanh update stays exact (an acoth form with a clamp would not)."""
     prot = MFPIDProtocol([0.0, 25.0], 0.0, [0.0, 0.5, 1.0])
     co = GreenCoefficients(prot)
@@ -290,8 +291,8 @@ def test_drift_full_covariance_matches_diagonal_and_weights():
 
 
 def test_start_shift_drift_equals_the_shifted_problem():
-    """§8.1: u*(t, x; z) = u~*(t, x - z) of the problem with target m_k - z, guidance nu - z and
-    a Dirac start at 0 -- the shift propagators against a direct re-solve."""
+    """Start shift: u*(t, x; z) = u~*(t, x - z) of the problem with target m_k - z, guidance
+    nu - z and a Dirac start at 0 -- the shift propagators against a direct re-solve."""
     prot, _ = validation_protocol("E2")
     tar = validation_target()
     eng = MFPID(tar, prot)
@@ -306,7 +307,7 @@ def test_start_shift_drift_equals_the_shifted_problem():
 
 
 # ---------------------------------------------------------------------------------------------
-# marginals (§7, §8)
+# marginals (bridge form, published precision form, start shift)
 # ---------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("t", [1e-3, 0.2, 0.5, 0.77, 0.999])
 def test_published_and_bridge_marginals_agree(t):
@@ -352,7 +353,7 @@ def test_marginal_integrates_to_one_and_tends_to_target():
 
 
 def test_gm_start_marginal_is_the_shifted_bridge():
-    """§8: for a start z the marginal is the Dirac-at-0 marginal of the problem shifted by -z
+    """For a start z the marginal is the Dirac-at-0 marginal of the problem shifted by -z
     (target means m_k - z, guidance nu - z), translated back by z; the GM-start marginal is
     its mixture over the start components."""
     prot, _ = validation_protocol("E2")
@@ -366,7 +367,7 @@ def test_gm_start_marginal_is_the_shifted_bridge():
         g0 = shifted.marginal(t)
         np.testing.assert_allclose(g1.means, g0.means + z, atol=1e-12)
         np.testing.assert_allclose(g1.covs, g0.covs, atol=1e-13)
-        # the published (independent) weights of the shifted problem equal pi_k (§8.2)
+        # the published (independent) weights of the shifted problem equal pi_k
         np.testing.assert_allclose(shifted.marginal_published(t).weights, tar.weights,
                                    atol=1e-12)
     p_in = GaussianMixture([0.5, 0.5], [[3.0, 3.0], [-1.0, 0.0]], [np.eye(2) * 0.3,
@@ -391,7 +392,7 @@ def test_terminal_responsibilities_equal_weights_for_any_start_and_guidance():
 
 
 # ---------------------------------------------------------------------------------------------
-# the linear-guidance theorem (§9), deterministic
+# the linear-guidance theorem, deterministic
 # ---------------------------------------------------------------------------------------------
 def _line_deviation(p_in, tar, M, guidance="mf"):
     br = np.linspace(0.0, 1.0, M + 1)

@@ -1,6 +1,7 @@
-"""LQG benchmark of MF-PID (mfg_solvers.analytic.mfpid_lqg): the §10.3 anchors, scipy solve_ivp
-at rtol 1e-12 (Riccati, variance, mean two-point problems by shooting, energies), the matrix form
-against the scalar one and against a non-commuting ODE reference, and a particle simulation."""
+"""LQG benchmark of MF-PID (mfg_solvers.analytic.mfpid_lqg): the printed anchors of the LQG
+benchmark (docs/mfpid.md), scipy solve_ivp at rtol 1e-12 (Riccati, variance, mean two-point
+problems by shooting, energies), the matrix form against the scalar one and against a
+non-commuting ODE reference, and a particle simulation."""
 
 from __future__ import annotations
 

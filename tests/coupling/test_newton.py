@@ -51,7 +51,7 @@ def test_backtracking_keeps_full_steps_through_a_transient_rise():
 
 def test_monotone_line_search_rejects_the_rise_that_newton_handles():
     """``watchdog=0`` is the classical monotone Armijo backtracking: it refuses the residual rise
-    of the full step and pays for it with extra residual evaluations (reference §3.3)."""
+    of the full step and pays for it with extra residual evaluations."""
     plain = solve_newton(_parabola(), tol=1e-12, progress=False)
     sol = solve_newton(_parabola(), tol=1e-12, damping="backtracking", watchdog=0,
                        progress=False)

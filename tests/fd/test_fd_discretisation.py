@@ -232,7 +232,7 @@ def test_periodic_benchmark_newton(n):
     D = FDDiscretisation(periodic_benchmark(), Grid((0.0, 1.0), n, "periodic"), n)
     state, hist = _newton(D, tol=1e-9)
     assert len(hist) - 1 <= 6
-    assert hist[1] > hist[0]  # the residual rises after the first full step (reference §12)
+    assert hist[1] > hist[0]  # the residual rises after the first full step (periodic benchmark)
     assert hist[-1] < 1e-9
     # quadratic tail
     assert hist[-1] < 10 * hist[-2] ** 2 + 1e-11

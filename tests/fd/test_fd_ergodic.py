@@ -7,7 +7,7 @@ from mfg_solvers import Domain, Grid, LocalCoupling, MFGProblem, PowerLaw
 from mfg_solvers.fd import FDDiscretisation
 
 SIGMA2, KAPPA, L = 0.5, 3.0, 3.0
-LAM_EXACT = SIGMA2 * np.sqrt(KAPPA) / 2  # lambda = sigma^2 sqrt(k) / 2 (reference §10.3)
+LAM_EXACT = SIGMA2 * np.sqrt(KAPPA) / 2  # lambda = sigma^2 sqrt(k) / 2 (harmonic case)
 VAR_EXACT = SIGMA2 / (2 * np.sqrt(KAPPA))
 
 

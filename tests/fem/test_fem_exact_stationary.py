@@ -1,4 +1,4 @@
-"""Stationary (ergodic) closed forms on a large square: numerics reference §10.2 and §10.4.
+"""Stationary (ergodic) closed forms on a large square: ergodic LQ case and log-Gaussian case.
 
 Both exact solutions live on R^2; the square is large (5 standard deviations of the Gaussian
 density to the nearest wall), so the effect of the reflecting walls is of the order of
@@ -40,7 +40,7 @@ def inner_disc(radius):
 
 
 def test_ergodic_lq_mean_coupling(quiet_mass_warning):
-    """§10.2: lambda - nu Lap u + |Du|^2/2 = q/2 |x - kappa xbar|^2 in 2-D, kappa != 1:
+    """ergodic LQ case: lambda - nu Lap u + |Du|^2/2 = q/2 |x - kappa xbar|^2 in 2-D, kappa != 1:
     u = sqrt(q)/2 |x|^2, lambda = 2 nu sqrt(q), m = N(0, nu/sqrt(q) I), xbar = 0. The square is
     not symmetric about 0, so the mean coupling (bordered Newton system) does real work."""
     from mfg_solvers.fem import FEMDiscretisation, rectangle_mesh
@@ -73,7 +73,7 @@ def test_ergodic_lq_mean_coupling(quiet_mass_warning):
 
 
 def test_ergodic_gaussian_log_coupling(quiet_mass_warning):
-    """§10.4: lambda - nu Lap u + |Du|^2/2 = c/2 |x|^2 + alpha log m in 2-D:
+    """log-Gaussian case: lambda - nu Lap u + |Du|^2/2 = c/2 |x|^2 + alpha log m in 2-D:
     u = a/2 |x|^2, a = (-alpha + sqrt(alpha^2 + 4 c nu^2)) / (2 nu), m = N(0, nu/a I),
     lambda = 2 (nu a + alpha/2 log(a / (2 pi nu)))."""
     from mfg_solvers.fem import FEMDiscretisation, rectangle_mesh

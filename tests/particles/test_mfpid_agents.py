@@ -168,7 +168,7 @@ def test_results_without_jit_match():
 # against the closed forms
 # ---------------------------------------------------------------------------------------------
 def test_e1_clouds_match_the_exact_marginal():
-    """§14.5 E1: Dirac start at the origin, prescribed guidance; particle clouds at fixed times
+    """Experiment E1: Dirac start at the origin, prescribed guidance; particle clouds at fixed times
     against p*_t: 1-D projections (Kolmogorov-Smirnov), 2-D histograms (total variation), mean
     and covariance."""
     prot, eps = validation_protocol("E1")
@@ -350,8 +350,8 @@ def test_monte_carlo_energies_match_quadrature_2d():
 
 
 def test_k_sweep_and_ar1_scenarios():
-    """§14.3: the target mean is 0, so IA(nu=0) and IA(nu=m_tar) are the same run; §14.4: AR(1)
-    zone correlation runs the full-covariance kernel and agrees with the NumPy drift."""
+    """K-sweep: the target mean is 0, so IA(nu=0) and IA(nu=m_tar) are the same run; AR(1)
+    experiment: zone correlation runs the full-covariance kernel and agrees with the NumPy drift."""
     from mfg_solvers.analytic.mfpid import scenario_ar1, scenario_k_sweep
 
     p_in, tar = scenario_k_sweep(3)

@@ -1,5 +1,5 @@
 """The package's Newton solution equals that of an independent plain-SciPy implementation of the
-same ACD scheme (benchmarks/baseline_scipy_acd.py) on the periodic benchmark (reference §12)."""
+same ACD scheme (benchmarks/baseline_scipy_acd.py) on the periodic benchmark (docs/theory.md)."""
 
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ def test_newton_matches_independent_scipy_baseline(baseline, nx, nt):
     assert len(hist_b) >= 6
     np.testing.assert_allclose(hist_p[:5], hist_b[:5], rtol=1e-8)
     assert sol.iterations == info["iterations"]
-    # the shape the reference (§12) reports at 200 x 200 (2.1 -> 14 -> 6.3 -> 0.24 -> 1.5e-3 ->
+    # the shape docs/theory.md reports at 200 x 200 (2.1 -> 14 -> 6.3 -> 0.24 -> 1.5e-3 ->
     # 9.2e-10): the residual rises after the first full step, then converges quadratically;
     # mass is exact and m stays positive
     assert hist_b[1] > hist_b[0] and hist_b[4] < 1e-2 and hist_b[5] < 1e-8

@@ -1,10 +1,10 @@
 """The ergodic ACD scheme against explicit stationary solutions, with fitted orders:
 
-* ergodic LQ with mean coupling, kappa != 1 (reference §10.2): lam = sigma^2 sqrt(q)/2,
+* ergodic LQ with mean coupling, kappa != 1 (ergodic LQ case): lam = sigma^2 sqrt(q)/2,
   m = N(0, sigma^2 / (2 sqrt q));
-* quadratic potential with logarithmic coupling (§10.4): u = a x^2/2, m = N(0, nu/a),
+* quadratic potential with logarithmic coupling (log-Gaussian case): u = a x^2/2, m = N(0, nu/a),
   lam = nu a + (alpha/2) log(a / (2 pi nu));
-* harmonic ground state of the Hopf-Cole reduction with g = 0 (§10.3):
+* harmonic ground state of the Hopf-Cole reduction with g = 0 (harmonic case):
   lam = sigma^2 sqrt(k)/2, m = N(0, sigma^2 / (2 sqrt k)).
 
 Reflecting walls far in the Gaussian tails (>= 7 standard deviations)."""

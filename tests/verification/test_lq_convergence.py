@@ -1,5 +1,5 @@
 """First-order convergence of the ACD scheme to the closed-form finite-horizon LQ MFG
-(reference §10.1): mean coupling, reflecting walls on [-4, 4], Godunov Hamiltonian, implicit
+(LQ check case): mean coupling, reflecting walls on [-4, 4], Godunov Hamiltonian, implicit
 Euler, all-at-once Newton. The mean and variance of m(T) and u(0, .) up to a constant (on
 |x - 1| < 1) are compared with mfg_solvers.analytic.lq_finite_horizon on >= 4 grids with
 N_t proportional to N_x - 1, and the observed order is fitted in log-log."""
@@ -12,7 +12,7 @@ import pytest
 from mfg_solvers import Domain, Grid, MeanCoupling, MFGProblem, solve
 from mfg_solvers.analytic import lq_finite_horizon
 
-# reference §10.1 check case
+# LQ check case check case
 Q, Q_T, KAPPA, KAPPA_T, SIGMA2, T, MEAN0, VAR0 = 2.0, 0.5, 0.6, 0.3, 0.36, 1.0, 1.0, 0.2
 BOUNDS = (-4.0, 4.0)
 EXACT = lq_finite_horizon(Q, Q_T, KAPPA, KAPPA_T, SIGMA2, T, MEAN0, VAR0)
@@ -68,7 +68,7 @@ def check_first_order(rows):
         assert r["min_m"] >= 0.0
 
 
-# reference §10.1 table: N_x -> errors (mean, var, u0) at N_t = (N_x - 1) / 4
+# LQ check case table: N_x -> errors (mean, var, u0) at N_t = (N_x - 1) / 4
 REFERENCE_TABLE = {
     101: (2.32e-2, 2.18e-2, 1.43e-2),
     201: (1.18e-2, 1.11e-2, 7.50e-3),
@@ -115,7 +115,7 @@ def test_policy_iteration_reaches_the_newton_solution():
 
 
 def test_damped_fixed_point_reaches_the_newton_solution():
-    """Reference §4: damped fixed point (theta = 0.5 on the mean path) converges in 48-49
+    """Damped fixed point (theta = 0.5 on the mean path) converges in 48-49
     iterations to 1e-10 on this case, independent of the mesh."""
     ref = _discrete_solution(101, 25, "newton", tol=1e-11)
     fp = _discrete_solution(101, 25, "fixed_point", relaxation=0.5, tol=1e-10, max_iter=120)

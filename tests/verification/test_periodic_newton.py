@@ -1,4 +1,4 @@
-"""Newton on the in-house periodic benchmark (numerics reference §12): mesh-independent
+"""Newton on the in-house periodic benchmark (periodic benchmark): mesh-independent
 iteration counts, the residual history of the reference, exact mass, positive density.
 
 The residual is the unscaled max norm of the discrete equations; its round-off floor grows like
@@ -15,7 +15,7 @@ from mfg_solvers.fd import FDDiscretisation
 from mfg_solvers.grid import Grid
 
 TOL = 3e-10
-#: reference §12, residual history at 200^2
+#: periodic benchmark, residual history at 200^2
 REFERENCE_HISTORY_200 = [2.1, 14.0, 6.3, 0.24, 1.5e-3, 9.2e-10]
 
 
@@ -61,7 +61,7 @@ def test_residual_history_matches_the_reference_at_200(newton):
 
 
 def test_line_search_keeps_the_plain_newton_steps(newton, periodic_benchmark):
-    """Reference §3.3: the residual rises after the first step; the watchdog line search must
+    """The residual rises after the first step; the watchdog line search must
     take the same full steps as plain Newton there."""
     plain = newton(100)
     disc = FDDiscretisation(periodic_benchmark(), Grid((0.0, 1.0), 100, "periodic"), 100)

@@ -1,7 +1,10 @@
 """The Hopf–Cole planning solver against closed-form bridges.
 
-References: mfpid.md §4.3 and §6–§7 (guided harmonic bridge from a Dirac start, constant
-stiffness, Gaussian target) and mfg_numerics.md §10.6 (Gaussian Schrödinger bridge).
+References: the guided harmonic bridge from a Dirac start with constant stiffness and a Gaussian
+target (Mehler-kernel coefficients and the Gaussian-mixture drift and marginal of
+mfg_solvers.analytic.mfpid; docs/mfpid.md, section "Closed forms"; M. Chertkov, arXiv:2605.00007)
+and the Gaussian Schrödinger bridge (H. Janati, B. Muzellec, G. Peyré, M. Cuturi, NeurIPS 2020,
+arXiv:2006.02572; C. Bunne, Y.-P. Hsieh, M. Cuturi, A. Krause, arXiv:2202.05722).
 """
 
 import numpy as np
@@ -16,7 +19,7 @@ OMEGA = np.sqrt(BETA)
 
 
 def _bridge_moments(t):
-    """Mean and variance of the Dirac-start bridge marginal (mfpid.md §7, bridge form)."""
+    """Mean and variance of the Dirac-start bridge marginal: B_t m + c_t and B_t^2 v + s_t^2."""
     w = OMEGA
     ap, am = w / np.tanh(w * t), w / np.tanh(w * (1 - t))
     bm = w / np.sinh(w * (1 - t))
@@ -26,7 +29,7 @@ def _bridge_moments(t):
 
 
 def _bridge_drift(t, x):
-    """u*(t, x) = -a^- x + theta_x + b^- y_hat (mfpid.md §6, one Gaussian component)."""
+    """u*(t, x) = -a^- x + theta_x + b^- y_hat (Gaussian-mixture drift, one component)."""
     w = OMEGA
     ap1, am = w / np.tanh(w), w / np.tanh(w * (1 - t))
     bm = w / np.sinh(w * (1 - t))
@@ -89,7 +92,8 @@ def test_brownian_bridge_limit():
 
 
 def test_gaussian_schrodinger_bridge_by_ipf():
-    """Two Gaussian marginals, V = 0: the Fortet/IPF iteration reproduces mfg_numerics §10.6."""
+    """Two Gaussian marginals, V = 0: the Fortet/IPF iteration reproduces the closed-form
+    Gaussian Schrödinger bridge (Janati et al. 2020; Bunne et al. 2022)."""
     eps = 1.0  # reference dX = sqrt(eps) dW, i.e. viscosity eps / 2
     a, A, b, B = -1.0, 0.3, 1.5, 0.5
     C = 0.5 * (np.sqrt(4 * A * B + eps**2) - eps)
@@ -156,12 +160,12 @@ def test_bad_input():
 
 
 def _geometric_stiffness(t):
-    """MF-PID demand-response protocol: beta_i = 12 * 0.65**i on 8 equal intervals (mfpid.md §13)."""
+    """MF-PID demand-response protocol: beta_i = 12 * 0.65**i on 8 equal intervals."""
     return 12.0 * 0.65 ** min(int(t * 8), 7)
 
 
 def test_mean_field_guidance_on_the_grid_is_the_straight_line():
-    """Linear-guidance theorem (mfpid.md §9): the self-consistent mean path is a straight line.
+    """Linear-guidance theorem of MF-PID: the self-consistent mean path is a straight line.
 
     On the grid the deviation is a discretisation error: it must fall at first order.
     """
@@ -182,7 +186,7 @@ def test_mean_field_guidance_on_the_grid_is_the_straight_line():
 
 
 def test_lqg_on_the_grid_matches_closed_form():
-    """LQG benchmark (mfpid.md §10.1): OU agents, Dirac start, Gaussian target, MF guidance."""
+    """LQG benchmark of MF-PID: OU agents, Dirac start, Gaussian target, MF guidance."""
     kappa, q, m_tar, s_tar = 0.6, 12.0, 2.0, 0.5
     D = np.sqrt(kappa**2 + q)
     e = np.exp(-2 * D)

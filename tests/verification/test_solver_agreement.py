@@ -1,5 +1,5 @@
 """Newton, damped fixed point and policy iteration reach the same discrete solution
-(numerics reference §4, §5): the periodic benchmark of §12 at Nx = Nt = 40 and its ergodic
+(docs/theory.md): the periodic benchmark at Nx = Nt = 40 and its ergodic
 version at Nx = 60, each solved by the three outer iterations on the same FDDiscretisation.
 
 The plain iterations (relaxation 1) oscillate and diverge on the benchmark with T = 1; with the
