@@ -13,7 +13,9 @@ The finite-:math:`N` picture of the mean-field systems solved on grids elsewhere
 * counter-based random streams (:mod:`.rng`), reproducible for any thread and rank count;
 * closed forms and a 1-D McKean--Vlasov Fokker--Planck solver for verification
   (:mod:`.mckean_vlasov`);
-* :func:`run_particles` -- a run described by a plain dict (the catalogue's ``particles`` kind).
+* :func:`run_particles` -- a run described by a plain dict (the catalogue's ``particles`` kind);
+  :func:`run_particles_result` also returns the :class:`ParticleResult` (moments over time,
+  deposited density; NetCDF ``save``/``load``).
 """
 
 from .boundaries import Box
@@ -42,7 +44,7 @@ from .interactions import (
 from .mckean_vlasov import solve_mv_fokker_planck
 from .mpi import shard_range
 from .rng import gaussian_particles, standard_normals, uniform_particles, uniforms
-from .run import run_particles
+from .run import ParticleResult, run_particles, run_particles_result
 
 __all__ = [
     "AffineDrift",
@@ -55,11 +57,13 @@ __all__ = [
     "MorseKernel",
     "NumbaDrift",
     "PairwiseInteraction",
+    "ParticleResult",
     "ParticleRun",
     "QuadraticInteraction",
     "QuadraticKernel",
     "RegularisedCoulombKernel",
     "run_particles",
+    "run_particles_result",
     "StateDiffusion",
     "bandwidth",
     "cloud_moments",

@@ -172,6 +172,9 @@ class ParticleResult:
     """What a particle run produced: moments over time and the deposited density.
 
     Statistics are global (reduced over the MPI ranks), so the object is the same on every rank.
+    :meth:`save` writes one NetCDF-4 file (engine h5netcdf) with the variables ``mean(t, axis)``,
+    ``cov(t, axis, axis2)``, ``mass(t)`` and ``density(x[, y[, z]])`` with its coordinates;
+    :meth:`load` (or ``xarray.open_dataset(path)``) reads it back.
 
     Attributes
     ----------
@@ -194,10 +197,6 @@ class ParticleResult:
         JSON-able scalars: ``n_particles``, ``dim``, ``seed``, ``scheme``, ``ranks``, ``T``,
         ``n_steps``, ``dt``, ``steps_done``, ``interrupted`` (0/1) and, with a density,
         ``density_method`` and ``density_boundary`` (comma-separated, one per axis).
-
-    :meth:`save` writes one NetCDF-4 file (engine h5netcdf) with the variables ``mean(t, axis)``,
-    ``cov(t, axis, axis2)``, ``mass(t)`` and ``density(x[, y[, z]])`` with its coordinates;
-    :meth:`load` (or ``xarray.open_dataset(path)``) reads it back.
     """
 
     t: np.ndarray
